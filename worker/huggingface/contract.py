@@ -1,0 +1,404 @@
+"""The job contract: the variables and headers a `hugging-face` task carries.
+
+These models are the single source of truth for two things: the worker validates every job with them,
+and the element template is generated from them (see `worker.template`). A field's `Ui` annotation is
+what a modeller sees in Camunda Modeler; its pydantic constraints are what the worker enforces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from worker.durations import parse_iso_duration
+
+
+class Group(StrEnum):
+    AUTHENTICATION = "authentication"
+    OPERATION = "operation"
+    MODEL = "model"
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+    ENDPOINT = "endpoint"
+    OUTPUT = "output"
+    ERRORS = "errors"
+    RETRIES = "retries"
+
+
+GROUP_LABELS: dict[Group, str] = {
+    Group.AUTHENTICATION: "Authentication",
+    Group.OPERATION: "Operation",
+    Group.MODEL: "Model and input",
+    Group.CHAT: "Chat parameters",
+    Group.EMBEDDINGS: "Embedding parameters",
+    Group.ENDPOINT: "Endpoint and timeouts",
+    Group.OUTPUT: "Output mapping",
+    Group.ERRORS: "Error handling",
+    Group.RETRIES: "Retries",
+}
+
+
+class Operation(StrEnum):
+    INFERENCE = "inference"
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
+class ChunkingStrategy(StrEnum):
+    NONE = "none"
+    WORD = "word"
+    SENTENCE = "sentence"
+
+
+@dataclass(frozen=True)
+class Ui:
+    """How a field appears in the element template.
+
+    `operations` limits the field to the named operations (a template condition); `feel` follows the
+    template schema ("optional", "required" or None for plain text).
+    """
+
+    label: str
+    group: Group
+    description: str = ""
+    feel: Literal["optional", "required"] | None = "optional"
+    kind: Literal["String", "Text", "Dropdown", "Boolean", "Number", "Hidden"] = "String"
+    operations: tuple[Operation, ...] = ()
+    example: str | None = None
+    pattern: tuple[str, str] | None = None  # (regex, message) checked by Modeler
+    secret: bool = False
+
+
+# Accepted model ids: `org/name`, `name`, with an optional `:provider` / `:fastest` / `:cheapest` suffix
+# (chat). Path traversal and whitespace are rejected so a model id can never escape its URL segment.
+MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?(:[\w.\-]+)?$")
+SECONDS_PATTERN = r"^(=.*|\{\{secrets\..+\}\}|<<secrets\..+>>|\d+(\.\d+)?)$"
+DURATION_PATTERN = r"^(=.*|P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?)?$"
+EXAMPLE_MODEL = "facebook/bart-large-cnn"
+
+
+class Authentication(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    token: Annotated[
+        str | None,
+        Ui(
+            "Hugging Face API key",
+            Group.AUTHENTICATION,
+            "A Hugging Face access token (hf_...). Store it as a secret and reference it as "
+            "{{secrets.HUGGING_FACE_TOKEN}}. Empty: the worker's default token (HF_TOKEN) is used.",
+            feel=None,
+            example="{{secrets.HUGGING_FACE_TOKEN}}",
+            secret=True,
+        ),
+    ] = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: Any
+
+
+class JobVariables(BaseModel):
+    """Input variables of a `hugging-face` job (written by the template as `zeebe:input`)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    operation: Annotated[
+        Operation,
+        Ui(
+            "Operation",
+            Group.OPERATION,
+            "Raw inference sends the input to any model; chat uses the OpenAI-compatible router; "
+            "embeddings use the feature-extraction pipeline.",
+            feel=None,
+            kind="Dropdown",
+        ),
+    ] = Operation.INFERENCE
+    authentication: Authentication = Field(default_factory=Authentication)
+    model: Annotated[
+        str,
+        Ui(
+            "Model",
+            Group.MODEL,
+            "A model id such as facebook/bart-large-cnn (chat: optionally with :provider, :fastest or "
+            ":cheapest), or the https URL of a dedicated Inference Endpoint.",
+            example=EXAMPLE_MODEL,
+        ),
+    ]
+    input: Annotated[
+        Any,
+        Ui(
+            "Input",
+            Group.MODEL,
+            "The request body as a FEEL expression, e.g. ={inputs: text, parameters: {max_length: 75}}. "
+            'Binary inputs (images, audio): a data URL or {data: base64, contentType: "image/png"}.',
+            feel="required",
+            kind="Text",
+            operations=(Operation.INFERENCE, Operation.EMBEDDINGS),
+            example='={inputs: "The tower is 324 metres tall.", parameters: {max_length: 75}}',
+        ),
+    ] = None
+    task: Annotated[
+        str | None,
+        Ui(
+            "Task",
+            Group.MODEL,
+            "Optional Hugging Face task (e.g. text-to-image, text-to-speech, sentence-similarity); "
+            "chooses the path and Accept header the task needs.",
+            operations=(Operation.INFERENCE,),
+            example="text-to-image",
+        ),
+    ] = None
+    messages: Annotated[
+        list[ChatMessage] | None,
+        Ui(
+            "Messages",
+            Group.CHAT,
+            'Chat messages as a FEEL list, e.g. =[{role: "user", content: question}]. Leave empty to '
+            "send the prompt as a single user message.",
+            feel="required",
+            kind="Text",
+            operations=(Operation.CHAT,),
+        ),
+    ] = None
+    prompt: Annotated[
+        str | None,
+        Ui("Prompt", Group.CHAT, "A single user message.", kind="Text", operations=(Operation.CHAT,)),
+    ] = None
+    maxTokens: Annotated[
+        int | None,
+        Ui("Max tokens", Group.CHAT, "Upper bound of generated tokens.", operations=(Operation.CHAT,)),
+    ] = Field(default=None, ge=1)
+    temperature: Annotated[
+        float | None,
+        Ui("Temperature", Group.CHAT, "Sampling temperature, 0 to 2.", operations=(Operation.CHAT,)),
+    ] = Field(default=None, ge=0, le=2)
+    topP: Annotated[
+        float | None,
+        Ui("Top P", Group.CHAT, "Nucleus sampling probability, 0 to 1.", operations=(Operation.CHAT,)),
+    ] = Field(default=None, ge=0, le=1)
+    frequencyPenalty: Annotated[
+        float | None,
+        Ui("Frequency penalty", Group.CHAT, "-2 to 2.", operations=(Operation.CHAT,)),
+    ] = Field(default=None, ge=-2, le=2)
+    presencePenalty: Annotated[
+        float | None,
+        Ui("Presence penalty", Group.CHAT, "-2 to 2.", operations=(Operation.CHAT,)),
+    ] = Field(default=None, ge=-2, le=2)
+    stop: Annotated[
+        list[str] | str | None,
+        Ui("Stop sequences", Group.CHAT, "A string or a FEEL list of strings.", operations=(Operation.CHAT,)),
+    ] = None
+    seed: Annotated[
+        int | None,
+        Ui("Seed", Group.CHAT, "Makes sampling repeatable.", operations=(Operation.CHAT,)),
+    ] = None
+    normalize: Annotated[
+        bool | None,
+        Ui("Normalize", Group.EMBEDDINGS, "Normalize vectors to unit length.", operations=(Operation.EMBEDDINGS,)),
+    ] = None
+    truncate: Annotated[
+        bool | None,
+        Ui(
+            "Truncate",
+            Group.EMBEDDINGS,
+            "Truncate inputs longer than the model allows.",
+            operations=(Operation.EMBEDDINGS,),
+        ),
+    ] = None
+    promptName: Annotated[
+        str | None,
+        Ui(
+            "Prompt name", Group.EMBEDDINGS, "The model's named prompt, e.g. query.", operations=(Operation.EMBEDDINGS,)
+        ),
+    ] = None
+    chunkingStrategy: Annotated[
+        ChunkingStrategy,
+        Ui(
+            "Chunking",
+            Group.EMBEDDINGS,
+            "Split long texts into chunks before embedding (as Elasticsearch).",
+            feel=None,
+            kind="Dropdown",
+            operations=(Operation.EMBEDDINGS,),
+        ),
+    ] = ChunkingStrategy.NONE
+    maxChunkSize: Annotated[
+        int,
+        Ui("Max chunk size (words)", Group.EMBEDDINGS, "Words per chunk.", operations=(Operation.EMBEDDINGS,)),
+    ] = Field(default=250, ge=10, le=10_000)
+    chunkOverlap: Annotated[
+        int,
+        Ui(
+            "Chunk overlap (words)",
+            Group.EMBEDDINGS,
+            "Word strategy: words shared by neighbouring chunks.",
+            operations=(Operation.EMBEDDINGS,),
+        ),
+    ] = Field(default=100, ge=0)
+    sentenceOverlap: Annotated[
+        int,
+        Ui(
+            "Sentence overlap",
+            Group.EMBEDDINGS,
+            "Sentence strategy: sentences shared by neighbours (0 or 1).",
+            operations=(Operation.EMBEDDINGS,),
+        ),
+    ] = Field(default=1, ge=0, le=1)
+    endpoint: Annotated[
+        str | None,
+        Ui(
+            "Endpoint URL",
+            Group.ENDPOINT,
+            "Optional base URL that replaces the Hugging Face router for this task (a dedicated "
+            "Inference Endpoint, TGI or TEI).",
+            example="https://my-endpoint.us-east-1.aws.endpoints.huggingface.cloud",
+        ),
+    ] = None
+    billTo: Annotated[
+        str | None,
+        Ui("Bill to organisation", Group.ENDPOINT, "Sent as X-HF-Bill-To: bills an organisation you belong to."),
+    ] = None
+    connectionTimeoutInSeconds: Annotated[
+        float,
+        Ui(
+            "Connection timeout (s)",
+            Group.ENDPOINT,
+            "Seconds to wait for the connection to be established.",
+            example="30",
+            pattern=(SECONDS_PATTERN, "Must be a number of seconds, a FEEL expression or a secret."),
+        ),
+    ] = Field(default=30, gt=0, le=3600)
+    readTimeoutInSeconds: Annotated[
+        float | None,
+        Ui(
+            "Read timeout (s)",
+            Group.ENDPOINT,
+            "Seconds to wait for the answer; long generations need more. Empty: the worker default.",
+            example="120",
+            pattern=(SECONDS_PATTERN, "Must be a number of seconds, a FEEL expression or a secret."),
+        ),
+    ] = Field(default=None, gt=0, le=3600)
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_an_id_or_https_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("the model is empty: give a model id such as facebook/bart-large-cnn")
+        if value.startswith(("https://", "http://")):
+            if any(ch.isspace() for ch in value):
+                raise ValueError("the model URL contains whitespace")
+            return value
+        if ".." in value or not MODEL_ID.match(value):
+            raise ValueError(
+                f"'{value}' is not a model id: use 'org/name' (letters, digits, '.', '-', '_'), "
+                "optionally ':provider', or an https URL"
+            )
+        return value
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _json_text_must_parse(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"the input looks like JSON but does not parse: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _operation_has_what_it_needs(self) -> JobVariables:
+        if self.operation is Operation.CHAT and not self.messages and not self.prompt:
+            raise ValueError("a chat needs messages or a prompt")
+        if self.operation is Operation.EMBEDDINGS and not self.input:
+            raise ValueError("embeddings need an input: a string or a list of strings")
+        if self.operation is not Operation.CHAT and self.input is None:
+            raise ValueError("the input is empty: give the request body, e.g. ={inputs: text}")
+        return self
+
+
+class TaskHeaders(BaseModel):
+    """Task headers of a `hugging-face` job (written by the template as `zeebe:taskHeader`)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    resultVariable: Annotated[
+        str | None,
+        Ui(
+            "Result variable",
+            Group.OUTPUT,
+            "Name of the process variable that receives {status, headers, body}.",
+            feel=None,
+            example="myHuggingFaceResponse",
+        ),
+    ] = None
+    resultExpression: Annotated[
+        str | None,
+        Ui(
+            "Result expression",
+            Group.OUTPUT,
+            "A Jinja2 expression over response, status, headers and body that returns a mapping merged "
+            'into the process variables, e.g. {"summary": body[0].summary_text}.',
+            feel=None,
+            kind="Text",
+            example='{"summary": body[0].summary_text}',
+        ),
+    ] = None
+    errorExpression: Annotated[
+        str | None,
+        Ui(
+            "Error expression",
+            Group.ERRORS,
+            "A Jinja2 expression over error, response and job that may return bpmnError(code, message), "
+            "jobError(message, variables, retries, retryBackoff) or ignoreError(variables).",
+            feel=None,
+            kind="Text",
+            example='bpmnError("MODEL_NOT_FOUND", error.message) if error.code == "404"',
+        ),
+    ] = None
+    retryBackoff: Annotated[
+        str | None,
+        Ui(
+            "Retry backoff",
+            Group.RETRIES,
+            "ISO-8601 duration to wait before a failed job is retried, e.g. PT30S.",
+            feel=None,
+            example="PT0S",
+            pattern=(DURATION_PATTERN, "Must be an ISO-8601 duration such as PT30S"),
+        ),
+    ] = None
+    elementTemplateId: str | None = None
+    elementTemplateVersion: str | None = None
+
+    @field_validator("retryBackoff")
+    @classmethod
+    def _backoff_is_a_duration(cls, value: str | None) -> str | None:
+        if value:
+            parse_iso_duration(value)
+        return value
+
+    @property
+    def retry_backoff_seconds(self) -> float | None:
+        return parse_iso_duration(self.retryBackoff) if self.retryBackoff else None
+
+
+def ui_of(model: type[BaseModel], field_name: str) -> Ui | None:
+    """The `Ui` annotation of a field, if it has one."""
+    for item in model.model_fields[field_name].metadata:
+        if isinstance(item, Ui):
+            return item
+    return None
+
+
+def fetched_variable_names() -> list[str]:
+    """Variables the worker asks Zeebe for: only the contract's, so large process state stays put."""
+    return [field.alias or name for name, field in JobVariables.model_fields.items()]

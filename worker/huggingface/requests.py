@@ -1,0 +1,273 @@
+"""Turning a validated job into the HTTP call Hugging Face expects, and its answer into the result.
+
+Knows Hugging Face's routes and quirks (router paths, legacy hosts and options, binary inputs,
+per-task Accept headers, where a worker-wide token may go); knows nothing of Zeebe.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.http_core import HttpRequest, HttpResult
+from worker.huggingface.binary import BinaryInput, BinaryInputError, as_binary
+from worker.huggingface.chunking import Chunk, chunk_texts
+from worker.huggingface.contract import ChunkingStrategy, JobVariables, Operation
+
+LEGACY_HOST = "api-inference.huggingface.co"
+_HF_HOST_SUFFIXES = (".huggingface.co", ".endpoints.huggingface.cloud", ".hf.space")
+_TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
+_PIPELINE_TASKS = frozenset({"feature-extraction", "sentence-similarity"})
+_ACCEPT_BY_TASK = {
+    "text-to-image": "image/png",
+    "image-to-image": "image/png",
+    "text-to-speech": "audio/flac",
+    "text-to-audio": "audio/flac",
+}
+_CHAT_PARAMETERS = {
+    "maxTokens": "max_tokens",
+    "temperature": "temperature",
+    "topP": "top_p",
+    "frequencyPenalty": "frequency_penalty",
+    "presencePenalty": "presence_penalty",
+    "stop": "stop",
+    "seed": "seed",
+}
+
+
+class InvalidInputError(ValueError):
+    """The job's input cannot become a Hugging Face request; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class HfDefaults:
+    """Worker-wide Hugging Face settings a job falls back on."""
+
+    router_url: str
+    default_token: str | None
+    read_timeout: float
+    max_input_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class HfCall:
+    operation: Operation
+    model: str
+    request: HttpRequest
+    chunks: tuple[Chunk, ...] = ()
+
+    def result_variable(self, result: HttpResult) -> dict[str, Any]:
+        """`{status, headers, body}`, plus what makes this operation's answer easy to map."""
+        value = result.as_variable()
+        if self.chunks and isinstance(result.body, list) and len(result.body) == len(self.chunks):
+            value["body"] = [
+                {"inputIndex": c.input_index, "chunkIndex": c.chunk_index, "text": c.text, "embedding": vector}
+                for c, vector in zip(self.chunks, result.body, strict=True)
+            ]
+        if self.operation is Operation.CHAT and isinstance(result.body, dict):
+            value["answer"] = _chat_answer(result.body)
+            value["usage"] = result.body.get("usage")
+        return value
+
+
+def build_call(job: JobVariables, defaults: HfDefaults) -> HfCall:
+    headers: dict[str, str] = {}
+    chunks: list[Chunk] = []
+    if job.operation is Operation.CHAT:
+        url, body = _chat(job, defaults), _chat_body(job)
+    elif job.operation is Operation.EMBEDDINGS:
+        url = _model_url(job, defaults, "/pipeline/feature-extraction")
+        body, chunks = _embeddings_body(job)
+    else:
+        url, body, headers = _inference(job, defaults)
+    headers.update(_auth_headers(job, defaults, url))
+    if job.billTo:
+        headers["x-hf-bill-to"] = job.billTo
+    request = _request(url, body, headers, job, defaults)
+    return HfCall(job.operation, job.model, request, tuple(chunks))
+
+
+def is_hugging_face_host(url: str, router_url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    router_host = (urlsplit(router_url).hostname or "").lower()
+    return host == router_host or host == "huggingface.co" or host.endswith(_HF_HOST_SUFFIXES)
+
+
+# --- URLs -------------------------------------------------------------------------------------------
+
+
+def _base_url(job: JobVariables, defaults: HfDefaults) -> str:
+    if not job.endpoint:
+        return defaults.router_url
+    endpoint = job.endpoint.strip().rstrip("/")
+    if not endpoint.startswith(("https://", "http://")) or any(c.isspace() for c in endpoint):
+        raise InvalidInputError(f"endpoint '{endpoint}' is not an http(s) URL")
+    return defaults.router_url if _is_legacy(endpoint) else endpoint
+
+
+def _model_url(job: JobVariables, defaults: HfDefaults, pipeline_suffix: str = "") -> str:
+    if _is_url(job.model):
+        return _legacy_to_router(job.model, defaults.router_url) if _is_legacy(job.model) else job.model
+    if ":" in job.model:
+        raise InvalidInputError(f"model '{job.model}': a ':provider' suffix only applies to the chat operation")
+    return f"{_base_url(job, defaults)}/hf-inference/models/{job.model}{pipeline_suffix}"
+
+
+def _legacy_to_router(url: str, router_url: str) -> str:
+    """api-inference.huggingface.co answers 410 Gone; the same model lives on the router."""
+    path = urlsplit(url).path
+    for prefix in ("/models/", "/pipeline/feature-extraction/", "/pipeline/sentence-similarity/"):
+        if path.startswith(prefix):
+            model = path[len(prefix) :].strip("/")
+            suffix = "" if prefix == "/models/" else "/pipeline/" + prefix.split("/")[2]
+            return f"{router_url}/hf-inference/models/{model}{suffix}"
+    raise InvalidInputError(f"'{url}' is a legacy Inference API URL without a model path (/models/ORG/NAME)")
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))
+
+
+def _is_legacy(url: str) -> bool:
+    return (urlsplit(url).hostname or "").lower() == LEGACY_HOST
+
+
+# --- Operations -------------------------------------------------------------------------------------
+
+
+def _inference(job: JobVariables, defaults: HfDefaults) -> tuple[str, Any, dict[str, str]]:
+    task = _task(job.task)
+    url = _model_url(job, defaults, f"/pipeline/{task}" if task in _PIPELINE_TASKS else "")
+    headers = {"accept": _ACCEPT_BY_TASK[task]} if task in _ACCEPT_BY_TASK else {}
+    body = job.input
+    if isinstance(body, Mapping) and "options" in body:
+        body, option_headers = _options_to_headers(body)
+        headers.update(option_headers)
+    if isinstance(body, str) and not body.startswith("data:"):
+        body = {"inputs": body}
+    return url, body, headers
+
+
+def _task(task: str | None) -> str | None:
+    if task is None or task == "":
+        return None
+    if not _TASK_NAME.match(task):
+        raise InvalidInputError(f"task '{task}' is not a Hugging Face task name such as text-to-image")
+    return task
+
+
+def _options_to_headers(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Legacy `options` are headers on the router, whose strict routes reject unknown body keys."""
+    options = body.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise InvalidInputError("input.options must be an object such as {wait_for_model: true}")
+    headers = {}
+    if options.get("use_cache") is False:
+        headers["x-use-cache"] = "false"
+    if options.get("wait_for_model") is True:
+        headers["x-wait-for-model"] = "true"
+    return {k: v for k, v in body.items() if k != "options"}, headers
+
+
+def _chat(job: JobVariables, defaults: HfDefaults) -> str:
+    if _is_url(job.model):
+        return f"{job.model.rstrip('/')}/v1/chat/completions"
+    return f"{_base_url(job, defaults)}/v1/chat/completions"
+
+
+def _chat_body(job: JobVariables) -> dict[str, Any]:
+    messages = (
+        [m.model_dump(exclude_none=True) for m in job.messages]
+        if job.messages
+        else [{"role": "user", "content": job.prompt}]
+    )
+    body: dict[str, Any] = {"model": "tgi" if _is_url(job.model) else job.model, "messages": messages}
+    for field_name, wire_name in _CHAT_PARAMETERS.items():
+        value = getattr(job, field_name)
+        if value is not None:
+            body[wire_name] = value
+    body["stream"] = False
+    return body
+
+
+def _chat_answer(body: Mapping[str, Any]) -> Any:
+    try:
+        return body["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _embeddings_body(job: JobVariables) -> tuple[dict[str, Any], list[Chunk]]:
+    texts = _texts(job.input)
+    chunks: list[Chunk] = []
+    inputs: str | list[str] = job.input if isinstance(job.input, str) else texts
+    if job.chunkingStrategy is not ChunkingStrategy.NONE:
+        chunks = chunk_texts(texts, job.chunkingStrategy.value, job.maxChunkSize, job.chunkOverlap, job.sentenceOverlap)
+        inputs = [chunk.text for chunk in chunks]
+    # Embedding parameters sit at the JSON root, not under `parameters` (the route is strict).
+    body: dict[str, Any] = {"inputs": inputs}
+    for key, value in (("normalize", job.normalize), ("truncate", job.truncate), ("prompt_name", job.promptName)):
+        if value is not None:
+            body[key] = value
+    return body, chunks
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, Mapping) and "inputs" in value:
+        value = value["inputs"]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return value
+    raise InvalidInputError("embeddings need a string or a non-empty list of strings as input")
+
+
+# --- The request ------------------------------------------------------------------------------------
+
+
+def _auth_headers(job: JobVariables, defaults: HfDefaults, url: str) -> dict[str, str]:
+    """A task's own token goes where the task says; the worker-wide one only to Hugging Face."""
+    token = job.authentication.token
+    if not token and defaults.default_token and is_hugging_face_host(url, defaults.router_url):
+        token = defaults.default_token
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
+def _request(url: str, body: Any, headers: dict[str, str], job: JobVariables, defaults: HfDefaults) -> HttpRequest:
+    content, content_type = _encode_body(body)
+    if len(content) > defaults.max_input_bytes:
+        raise InvalidInputError(
+            f"the input is {len(content)} bytes, over the limit of {defaults.max_input_bytes} "
+            "(HF_CONNECTOR_MAX_INPUT_BYTES)"
+        )
+    return HttpRequest(
+        url=url,
+        headers={"content-type": content_type, **headers},
+        content=content,
+        connect_timeout=job.connectionTimeoutInSeconds,
+        read_timeout=job.readTimeoutInSeconds or defaults.read_timeout,
+    )
+
+
+def _encode_body(body: Any) -> tuple[bytes, str]:
+    """Raw bytes for a binary input without parameters, JSON (binary as base64) otherwise."""
+    try:
+        binary = as_binary(body)
+        if binary is not None:
+            return binary.data, binary.content_type
+        if isinstance(body, Mapping) and (inner := as_binary(body.get("inputs"))) is not None:
+            return _binary_with_parameters(body, inner)
+    except BinaryInputError as exc:
+        raise InvalidInputError(str(exc)) from None
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), "application/json"
+
+
+def _binary_with_parameters(body: Mapping[str, Any], binary: BinaryInput) -> tuple[bytes, str]:
+    if not body.get("parameters"):
+        return binary.data, binary.content_type
+    wire = {**body, "inputs": binary.base64}
+    return json.dumps(wire, separators=(",", ":")).encode(), "application/json"
