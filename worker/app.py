@@ -1,0 +1,172 @@
+"""The running worker: wires configuration, secrets, HTTP core, job handler, pyzeebe and the ops server,
+and owns the life cycle (start, monitor Zeebe, graceful shutdown on SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+from pyzeebe import ZeebeClient, ZeebeWorker
+
+from worker import metrics
+from worker.config import Settings
+from worker.destinations import DestinationGuard
+from worker.http_core import HttpCore
+from worker.huggingface.ratelimit import RateLimiter
+from worker.huggingface.requests import HfDefaults
+from worker.jobs import Complete, Fail, JobContext, JobHandler, Report
+from worker.logs import configure_logging
+from worker.ops import Health, OpsServer
+from worker.secrets import Masker, SecretResolver, build_providers
+from worker.zeebe import build_worker, create_channel
+
+logger = logging.getLogger("worker")
+_MONITOR_INTERVAL_SECONDS = 5.0
+
+
+@dataclass
+class Parts:
+    masker: Masker
+    http: HttpCore
+    handler: JobHandler
+
+
+def build_parts(settings: Settings) -> Parts:
+    """Everything a job needs, without Zeebe: shared by `run` and `hf-connector call`."""
+    masker = Masker(settings.credential_values())
+    resolver = SecretResolver(
+        build_providers(settings.secret_env_prefix, settings.secrets_dir, settings.secrets_dotenv), masker
+    )
+    http = HttpCore(
+        max_response_bytes=settings.max_response_bytes,
+        guard=DestinationGuard(settings.allowed_hosts, settings.blocked_hosts),
+        follow_redirects=settings.follow_redirects,
+        max_connections=max(settings.max_jobs, 10),
+    )
+    defaults = HfDefaults(
+        router_url=settings.router_url,
+        default_token=settings.hf_token.get_secret_value() if settings.hf_token else None,
+        read_timeout=settings.default_read_timeout_seconds,
+        max_input_bytes=settings.max_input_bytes,
+    )
+    handler = JobHandler(
+        http=http,
+        secrets=resolver,
+        masker=masker,
+        defaults=defaults,
+        limiter=RateLimiter(settings.requests_per_minute),
+        max_message_chars=settings.max_message_chars,
+        max_retry_after_seconds=settings.max_retry_after_seconds,
+    )
+    return Parts(masker, http, handler)
+
+
+def record(job: JobContext, report: Report, seconds: float) -> None:
+    """One log line and the metrics for a handled job."""
+    outcome = report.outcome
+    if isinstance(outcome, Complete):
+        label, level = "completed", logging.INFO
+    elif isinstance(outcome, Fail):
+        label, level = ("incident" if outcome.retries == 0 else "failed"), logging.WARNING
+        if outcome.retries > 0:
+            metrics.RETRIES.labels(outcome.code or "unknown").inc()
+        if outcome.message.startswith("Secret with name"):
+            metrics.SECRET_FAILURES.inc()
+    else:
+        label, level = "bpmn_error", logging.INFO
+    metrics.JOBS.labels(label).inc()
+    if report.call_seconds is not None:
+        status = str(report.status) if report.status is not None else getattr(outcome, "code", "") or "error"
+        metrics.CALL_SECONDS.labels(report.model, status).observe(report.call_seconds)
+    message = getattr(outcome, "message", "")
+    logger.log(
+        level,
+        "job %s %s%s",
+        job.key,
+        label,
+        f": {message}" if message else "",
+        extra={
+            "job_key": job.key,
+            "process_instance_key": job.process_instance_key,
+            "element_id": job.element_id,
+            "model": report.model,
+            "status": report.status,
+            "duration_ms": round(seconds * 1000, 1),
+            "outcome": label,
+        },
+    )
+
+
+async def run(settings: Settings) -> int:
+    """Runs until SIGTERM/SIGINT; returns the process exit code."""
+    parts = build_parts(settings)
+    configure_logging(settings.log_level, settings.log_format, parts.masker)
+    health = Health(settings.liveness_grace_seconds)
+    ops = OpsServer(health, settings.http_host, settings.http_port)
+    ops.start()
+    channel = create_channel(settings)
+    worker = build_worker(settings, channel, parts.handler, record)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    logger.info(
+        "hf-connector polling job type '%s' at %s (Hugging Face: %s, health and metrics on port %s)",
+        settings.job_type,
+        settings.zeebe_address or ("Camunda SaaS" if settings.camunda_cluster_id else "localhost:26500"),
+        settings.router_url,
+        ops.port,
+    )
+    work = asyncio.create_task(worker.work(), name="pyzeebe-worker")
+    monitor = asyncio.create_task(_monitor(ZeebeClient(channel), health), name="zeebe-monitor")
+    health.polling = True
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    exit_code = 0 if stop.is_set() else _crash_code(work)
+    health.polling = False
+    await _shutdown(worker, work, settings.shutdown_grace_seconds)
+    for task in (monitor, stopper):
+        task.cancel()
+    await parts.http.aclose()
+    await channel.close()
+    ops.stop()
+    logger.info("hf-connector stopped")
+    return exit_code
+
+
+async def _monitor(client: ZeebeClient, health: Health) -> None:
+    while True:
+        try:
+            async with asyncio.timeout(_MONITOR_INTERVAL_SECONDS):
+                await client.topology()
+            health.zeebe_seen()
+        except Exception as exc:  # any failure means "not reachable now"; the next round tries again
+            health.zeebe_lost(f"Zeebe not reachable: {type(exc).__name__}")
+        await asyncio.sleep(_MONITOR_INTERVAL_SECONDS)
+
+
+def _crash_code(work: asyncio.Task[None]) -> int:
+    error = work.exception() if not work.cancelled() else None
+    logger.error("The Zeebe worker stopped on its own: %s", repr(error) if error else "no error")
+    return 1
+
+
+async def _shutdown(worker: ZeebeWorker, work: asyncio.Task[None], grace_seconds: float) -> None:
+    """Stop activating jobs, let jobs in flight finish within the grace period, then leave.
+
+    A job still running after the grace period is not lost: its deadline passes and Zeebe hands it
+    to another worker.
+    """
+    logger.info("Stopping: no new jobs; waiting up to %ss for jobs in flight", grace_seconds)
+    try:
+        async with asyncio.timeout(grace_seconds):
+            await worker.stop()
+    except TimeoutError:
+        logger.warning("Jobs still running after %ss; they will be handed out again after their timeout", grace_seconds)
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await work

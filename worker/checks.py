@@ -1,0 +1,76 @@
+"""What `hf-connector check` and `hf-connector call` do: answers for an operator at a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pyzeebe import ZeebeClient
+
+from worker.app import build_parts
+from worker.config import Settings
+from worker.jobs import Complete, JobContext
+from worker.zeebe import create_channel
+
+_RESULT = "response"
+
+
+@dataclass
+class CheckReport:
+    passed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)
+
+    def report_lines(self) -> list[str]:
+        return [f"ok      {line}" for line in self.passed] + [f"FAILED  {line}" for line in self.problems]
+
+
+async def run_checks(settings: Settings, timeout: float) -> CheckReport:
+    report = CheckReport(passed=["configuration is valid"])
+    await _check_zeebe(settings, timeout, report)
+    await _check_hugging_face(settings, timeout, report)
+    return report
+
+
+async def _check_zeebe(settings: Settings, timeout: float, report: CheckReport) -> None:
+    address = settings.zeebe_address or "localhost:26500"
+    channel = create_channel(settings)
+    try:
+        async with asyncio.timeout(timeout):
+            topology = await ZeebeClient(channel).topology()
+        report.passed.append(
+            f"Zeebe at {address}: {len(topology.brokers)} broker(s), version {topology.gateway_version}"
+        )
+    except Exception as exc:
+        report.problems.append(f"Zeebe at {address} is not reachable: {type(exc).__name__} {exc}".strip())
+    finally:
+        await channel.close()
+
+
+async def _check_hugging_face(settings: Settings, timeout: float, report: CheckReport) -> None:
+    url = settings.router_url
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(url)
+        report.passed.append(f"Hugging Face endpoint {url} answers (HTTP {response.status_code})")
+    except httpx.HTTPError as exc:
+        report.problems.append(f"Hugging Face endpoint {url} is not reachable: {type(exc).__name__} {exc}".strip())
+    if settings.hf_token is None:
+        report.passed.append("HF_TOKEN is not set: every task must give authentication.token")
+
+
+async def call_once(settings: Settings, variables: dict[str, Any]) -> tuple[bool, Any]:
+    parts = build_parts(settings)
+    job = JobContext(key=0, retries=1, variables=variables, headers={"resultVariable": _RESULT})
+    try:
+        outcome = (await parts.handler.handle(job)).outcome
+    finally:
+        await parts.http.aclose()
+    if isinstance(outcome, Complete):
+        return True, outcome.variables[_RESULT]
+    return False, {"error": {"code": outcome.code, "message": outcome.message}}

@@ -1,0 +1,142 @@
+"""Result and error expressions: sandboxed Jinja2 expressions, as a modeller writes them in the template.
+
+`{"summary": body[0].summary_text}` maps a result; `bpmnError("NOT_FOUND", error.message) if
+error.code == "404"` decides what an error becomes. A leading `=` (FEEL habit) is tolerated. The
+sandbox is immutable, refuses private attributes, and caps ranges, repetitions and powers so that an
+expression cannot exhaust the worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, Undefined
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+_MAX_SEQUENCE = 100_000
+_MAX_EXPONENT = 1_000
+
+
+class ExpressionError(Exception):
+    """An expression that does not compile, raises, or returns the wrong kind of value."""
+
+
+@dataclass(frozen=True, slots=True)
+class BpmnError:
+    code: str
+    message: str = ""
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    message: str
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    retries: int | None = None
+    retry_backoff: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreError:
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+ErrorDecision = BpmnError | JobError | IgnoreError
+
+
+def _bpmn_error(code: Any, message: Any = "", variables: Mapping[str, Any] | None = None) -> BpmnError:
+    return BpmnError(str(code), str(message), dict(variables or {}))
+
+
+def _job_error(
+    message: Any,
+    variables: Mapping[str, Any] | None = None,
+    retries: int | None = None,
+    retryBackoff: str | None = None,
+) -> JobError:
+    return JobError(str(message), dict(variables or {}), None if retries is None else int(retries), retryBackoff)
+
+
+def _ignore_error(variables: Mapping[str, Any] | None = None) -> IgnoreError:
+    return IgnoreError(dict(variables or {}))
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
+                raise SecurityError(f"the exponent {right} is larger than {_MAX_EXPONENT}")
+            return operator.pow(left, right)
+        for sequence, count in ((left, right), (right, left)):
+            if (
+                isinstance(sequence, str | list | tuple)
+                and isinstance(count, int)
+                and (len(sequence) * count > _MAX_SEQUENCE)
+            ):
+                raise SecurityError(f"the repetition would be longer than {_MAX_SEQUENCE} items")
+        return operator.mul(left, right)
+
+
+_ENVIRONMENT = _BoundedSandbox()
+_ENVIRONMENT.globals.update(
+    bpmnError=_bpmn_error,
+    jobError=_job_error,
+    ignoreError=_ignore_error,
+    null=None,
+    true=True,
+    false=False,
+)
+
+
+@functools.lru_cache(maxsize=512)
+def compile_expression(source: str, purpose: str) -> Callable[..., Any]:
+    """Compiles once per distinct source; raises ExpressionError naming the purpose and the fault."""
+    text = source.strip()
+    if text.startswith("="):
+        text = text[1:].strip()
+    try:
+        return _ENVIRONMENT.compile_expression(text, undefined_to_none=True)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"The {purpose} is not a valid expression: {exc.message} (in: {text[:200]})") from None
+
+
+def evaluate(source: str, purpose: str, context: Mapping[str, Any]) -> Any:
+    expression = compile_expression(source, purpose)
+    try:
+        value = expression(**context)
+    except SecurityError as exc:
+        raise ExpressionError(f"The {purpose} tried something the sandbox forbids: {exc}") from None
+    except UndefinedError as exc:
+        raise ExpressionError(f"The {purpose} refers to something that does not exist: {exc}") from None
+    except Exception as exc:
+        raise ExpressionError(f"The {purpose} failed: {type(exc).__name__}: {exc}") from None
+    return None if isinstance(value, Undefined) else value
+
+
+def evaluate_result_expression(source: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    value = evaluate(source, "result expression", context)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ExpressionError(
+            f"The result expression must return a mapping of variable names to values, e.g. "
+            f'{{"summary": body[0].summary_text}}; it returned {type(value).__name__}'
+        )
+    return dict(value)
+
+
+def evaluate_error_expression(source: str, context: Mapping[str, Any]) -> ErrorDecision | None:
+    value = evaluate(source, "error expression", context)
+    if value is None or value == "" or isinstance(value, ErrorDecision):
+        return value or None
+    raise ExpressionError(
+        "The error expression must return bpmnError(code, message), jobError(message), ignoreError() "
+        f"or nothing; it returned {type(value).__name__}"
+    )

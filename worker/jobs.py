@@ -1,0 +1,272 @@
+"""Handling one `hugging-face` job, from its raw variables to an outcome. Knows nothing of pyzeebe.
+
+The order matters: secrets first (so that validation sees real values), then validation and
+compiling the expressions (so a bad job costs no Hugging Face call), then the call, then mapping the
+answer. Every outcome is masked before it leaves, so no secret reaches Zeebe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from worker.durations import parse_iso_duration
+from worker.expressions import (
+    BpmnError,
+    ExpressionError,
+    IgnoreError,
+    JobError,
+    compile_expression,
+    evaluate_error_expression,
+    evaluate_result_expression,
+)
+from worker.http_core import HttpCore, HttpError, HttpResult
+from worker.huggingface.contract import JobVariables, TaskHeaders
+from worker.huggingface.failures import CallFailure, failure_from_http_error, failure_from_response
+from worker.huggingface.ratelimit import RateLimiter
+from worker.huggingface.requests import HfCall, HfDefaults, InvalidInputError, build_call
+from worker.secrets import Masker, MissingSecretError, SecretResolver
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    key: int
+    retries: int
+    variables: Mapping[str, Any]
+    headers: Mapping[str, Any]
+    element_id: str = ""
+    process_instance_key: int = 0
+    bpmn_process_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    message: str
+    retries: int
+    backoff_seconds: float = 0.0
+    variables: dict[str, Any] = field(default_factory=dict)
+    code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ThrowBpmnError:
+    code: str
+    message: str
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Complete | Fail | ThrowBpmnError
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What happened, for logs and metrics."""
+
+    outcome: Outcome
+    model: str = ""
+    status: int | None = None
+    call_seconds: float | None = None
+
+
+class JobInputError(Exception):
+    """Bad input: the job fails at once (retries 0) with this message."""
+
+
+ExtendDeadline = Callable[[float], Awaitable[None]]
+
+
+class JobHandler:
+    def __init__(
+        self,
+        *,
+        http: HttpCore,
+        secrets: SecretResolver,
+        masker: Masker,
+        defaults: HfDefaults,
+        limiter: RateLimiter,
+        max_message_chars: int,
+        max_retry_after_seconds: float,
+    ) -> None:
+        self.http = http
+        self.secrets = secrets
+        self.masker = masker
+        self.defaults = defaults
+        self.limiter = limiter
+        self.max_message_chars = max_message_chars
+        self.max_retry_after_seconds = max_retry_after_seconds
+
+    async def handle(self, job: JobContext, extend_deadline: ExtendDeadline | None = None) -> Report:
+        try:
+            headers, variables = self._prepare(job)
+            call = self._build(variables)
+        except JobInputError as exc:
+            return Report(self._finish(Fail(str(exc), retries=0, code="INVALID_INPUT")))
+        if extend_deadline is not None:
+            await extend_deadline(call.request.total_timeout + self.limiter.max_wait_seconds)
+        result, failure, seconds = await self._call(call)
+        outcome = self._decide(job, headers, call, result, failure)
+        return Report(self._finish(outcome), call.model, result.status if result else None, seconds)
+
+    # --- before the call ------------------------------------------------------------------------
+
+    def _prepare(self, job: JobContext) -> tuple[TaskHeaders, JobVariables]:
+        try:
+            raw_headers = self.secrets.resolve(dict(job.headers))
+            raw_variables = self.secrets.resolve(dict(job.variables))
+        except MissingSecretError as exc:
+            raise JobInputError(f"{exc}: define it for the worker (e.g. SECRET_{exc.secret_name}).") from None
+        headers = _validated(TaskHeaders, raw_headers, "task header")
+        variables = _validated(JobVariables, raw_variables, "input")
+        for source, purpose in (
+            (headers.resultExpression, "result expression"),
+            (headers.errorExpression, "error expression"),
+        ):
+            if source:
+                try:
+                    compile_expression(source, purpose)
+                except ExpressionError as exc:
+                    raise JobInputError(str(exc)) from None
+        return headers, variables
+
+    def _build(self, variables: JobVariables) -> HfCall:
+        try:
+            return build_call(variables, self.defaults)
+        except InvalidInputError as exc:
+            raise JobInputError(f"Invalid input: {exc}") from None
+
+    # --- the call -------------------------------------------------------------------------------
+
+    async def _call(self, call: HfCall) -> tuple[HttpResult | None, CallFailure | None, float]:
+        started = time.perf_counter()
+        await self.limiter.acquire(call.request.url)
+        try:
+            result = await self.http.send(call.request)
+        except HttpError as exc:
+            return None, failure_from_http_error(exc), time.perf_counter() - started
+        if result.status >= 400:
+            response = self.masker.mask_data(result.as_variable())
+            failure = failure_from_response(result, response, self.max_retry_after_seconds)
+            return result, failure, result.elapsed_seconds
+        return result, None, result.elapsed_seconds
+
+    # --- after the call -------------------------------------------------------------------------
+
+    def _decide(
+        self,
+        job: JobContext,
+        headers: TaskHeaders,
+        call: HfCall,
+        result: HttpResult | None,
+        failure: CallFailure | None,
+    ) -> Outcome:
+        if failure is None and result is not None:
+            return self._success(headers, call, result)
+        assert failure is not None
+        if headers.errorExpression:
+            try:
+                decided = self._apply_error_expression(job, headers, failure)
+            except ExpressionError as exc:
+                return Fail(str(exc), retries=0, code="EXPRESSION_ERROR")
+            if decided is not None:
+                return decided
+        return self._default_failure(job, headers, failure)
+
+    def _success(self, headers: TaskHeaders, call: HfCall, result: HttpResult) -> Outcome:
+        response = self.masker.mask_data(call.result_variable(result))
+        variables: dict[str, Any] = {}
+        if headers.resultVariable:
+            variables[headers.resultVariable] = response
+        if headers.resultExpression:
+            context = {"response": response, **response}
+            try:
+                variables.update(evaluate_result_expression(headers.resultExpression, context))
+            except ExpressionError as exc:
+                return Fail(str(exc), retries=0, code="EXPRESSION_ERROR")
+        return Complete(variables)
+
+    def _apply_error_expression(self, job: JobContext, headers: TaskHeaders, failure: CallFailure) -> Outcome | None:
+        assert headers.errorExpression
+        context = {
+            "error": {"code": failure.code, "message": failure.message, "variables": {"response": failure.response}},
+            "response": failure.response,
+            "job": {"retries": job.retries, "key": job.key, "elementId": job.element_id},
+        }
+        decision = evaluate_error_expression(headers.errorExpression, context)
+        if isinstance(decision, BpmnError):
+            return ThrowBpmnError(decision.code, decision.message, dict(decision.variables))
+        if isinstance(decision, JobError):
+            retries = job.retries - 1 if decision.retries is None else max(decision.retries, 0)
+            backoff = _backoff(decision.retry_backoff, headers.retry_backoff_seconds or 0.0)
+            return Fail(decision.message, retries, backoff, dict(decision.variables), failure.code)
+        if isinstance(decision, IgnoreError):
+            return Complete(dict(decision.variables))
+        return None
+
+    def _default_failure(self, job: JobContext, headers: TaskHeaders, failure: CallFailure) -> Fail:
+        configured = headers.retry_backoff_seconds or 0.0
+        if not failure.retryable:
+            return Fail(failure.message, retries=0, code=failure.code)
+        backoff = max(configured, failure.retry_after_seconds or 0.0)
+        return Fail(failure.message, retries=max(job.retries - 1, 0), backoff_seconds=backoff, code=failure.code)
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        """Masks and caps whatever is about to leave the worker."""
+        if isinstance(outcome, Complete):
+            return Complete(self.masker.mask_data(outcome.variables))
+        if isinstance(outcome, Fail):
+            return Fail(
+                self._message(outcome.message),
+                outcome.retries,
+                outcome.backoff_seconds,
+                self.masker.mask_data(outcome.variables),
+                outcome.code,
+            )
+        return ThrowBpmnError(
+            self.masker.mask(outcome.code), self._message(outcome.message), self.masker.mask_data(outcome.variables)
+        )
+
+    def _message(self, message: str) -> str:
+        masked = self.masker.mask(message)
+        if len(masked) <= self.max_message_chars:
+            return masked
+        return masked[: self.max_message_chars - 14] + " ... (cut)"
+
+
+_Model = TypeVar("_Model", TaskHeaders, JobVariables)
+
+
+def _validated(model: type[_Model], data: Mapping[str, Any], what: str) -> _Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise JobInputError(describe_validation_error(exc, what)) from None
+
+
+def describe_validation_error(exc: ValidationError, what: str) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{location}: {message}" if location else message)
+    return f"Invalid {what}: " + "; ".join(problems)
+
+
+def _backoff(duration: str | None, fallback: float) -> float:
+    if not duration:
+        return fallback
+    try:
+        return parse_iso_duration(duration)
+    except ValueError:
+        return fallback
