@@ -8,6 +8,7 @@ expression cannot exhaust the worker.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 from collections.abc import Callable, Mapping
@@ -117,7 +118,20 @@ def evaluate(source: str, purpose: str, context: Mapping[str, Any]) -> Any:
         raise ExpressionError(f"The {purpose} refers to something that does not exist: {exc}") from None
     except Exception as exc:
         raise ExpressionError(f"The {purpose} failed: {type(exc).__name__}: {exc}") from None
-    return None if isinstance(value, Undefined) else value
+    return _defined(value)
+
+
+def _defined(value: Any) -> Any:
+    """Undefined becomes None at any depth, so it can be stored as a process variable."""
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, dict):
+        return {key: _defined(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_defined(item) for item in value]
+    if isinstance(value, BpmnError | JobError | IgnoreError):
+        return dataclasses.replace(value, variables=_defined(dict(value.variables)))
+    return value
 
 
 def evaluate_result_expression(source: str, context: Mapping[str, Any]) -> dict[str, Any]:

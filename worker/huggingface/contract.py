@@ -78,7 +78,9 @@ class Ui:
 # (chat). Path traversal and whitespace are rejected so a model id can never escape its URL segment.
 MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?(:[\w.\-]+)?$")
 SECONDS_PATTERN = r"^(=.*|\{\{secrets\..+\}\}|<<secrets\..+>>|\d+(\.\d+)?)$"
-DURATION_PATTERN = r"^(=.*|P(?!$)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?)?$"
+DURATION_PATTERN = (
+    r"^(=.*|\{\{secrets\..+\}\}|<<secrets\..+>>|P(?!$)(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?)?$"
+)
 EXAMPLE_MODEL = "facebook/bart-large-cnn"
 
 
@@ -90,8 +92,8 @@ class Authentication(BaseModel):
         Ui(
             "Hugging Face API key",
             Group.AUTHENTICATION,
-            "A Hugging Face access token (hf_...). Store it as a secret and reference it as "
-            "{{secrets.HUGGING_FACE_TOKEN}}. Empty: the worker's default token (HF_TOKEN) is used.",
+            "A Hugging Face access token (hf_...) with the inference permission. Store it as a secret "
+            "and reference it as {{secrets.HUGGING_FACE_TOKEN}}; never paste the token itself.",
             feel=None,
             example="{{secrets.HUGGING_FACE_TOKEN}}",
             secret=True,
@@ -175,23 +177,23 @@ class JobVariables(BaseModel):
     ] = None
     maxTokens: Annotated[
         int | None,
-        Ui("Max tokens", Group.CHAT, "Upper bound of generated tokens.", operations=(Operation.CHAT,)),
+        Ui("Max tokens", Group.CHAT, "Upper bound of generated tokens.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=1)
     temperature: Annotated[
         float | None,
-        Ui("Temperature", Group.CHAT, "Sampling temperature, 0 to 2.", operations=(Operation.CHAT,)),
+        Ui("Temperature", Group.CHAT, "Sampling temperature, 0 to 2.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=0, le=2)
     topP: Annotated[
         float | None,
-        Ui("Top P", Group.CHAT, "Nucleus sampling probability, 0 to 1.", operations=(Operation.CHAT,)),
+        Ui("Top P", Group.CHAT, "Nucleus sampling probability, 0 to 1.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=0, le=1)
     frequencyPenalty: Annotated[
         float | None,
-        Ui("Frequency penalty", Group.CHAT, "-2 to 2.", operations=(Operation.CHAT,)),
+        Ui("Frequency penalty", Group.CHAT, "-2 to 2.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=-2, le=2)
     presencePenalty: Annotated[
         float | None,
-        Ui("Presence penalty", Group.CHAT, "-2 to 2.", operations=(Operation.CHAT,)),
+        Ui("Presence penalty", Group.CHAT, "-2 to 2.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=-2, le=2)
     stop: Annotated[
         list[str] | str | None,
@@ -199,7 +201,7 @@ class JobVariables(BaseModel):
     ] = None
     seed: Annotated[
         int | None,
-        Ui("Seed", Group.CHAT, "Makes sampling repeatable.", operations=(Operation.CHAT,)),
+        Ui("Seed", Group.CHAT, "Makes sampling repeatable.", kind="Number", operations=(Operation.CHAT,)),
     ] = None
     normalize: Annotated[
         bool | None,
@@ -233,7 +235,13 @@ class JobVariables(BaseModel):
     ] = ChunkingStrategy.NONE
     maxChunkSize: Annotated[
         int,
-        Ui("Max chunk size (words)", Group.EMBEDDINGS, "Words per chunk.", operations=(Operation.EMBEDDINGS,)),
+        Ui(
+            "Max chunk size (words)",
+            Group.EMBEDDINGS,
+            "Words per chunk.",
+            kind="Number",
+            operations=(Operation.EMBEDDINGS,),
+        ),
     ] = Field(default=250, ge=10, le=10_000)
     chunkOverlap: Annotated[
         int,
@@ -241,6 +249,7 @@ class JobVariables(BaseModel):
             "Chunk overlap (words)",
             Group.EMBEDDINGS,
             "Word strategy: words shared by neighbouring chunks.",
+            kind="Number",
             operations=(Operation.EMBEDDINGS,),
         ),
     ] = Field(default=100, ge=0)
@@ -250,6 +259,7 @@ class JobVariables(BaseModel):
             "Sentence overlap",
             Group.EMBEDDINGS,
             "Sentence strategy: sentences shared by neighbours (0 or 1).",
+            kind="Number",
             operations=(Operation.EMBEDDINGS,),
         ),
     ] = Field(default=1, ge=0, le=1)
