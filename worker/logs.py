@@ -45,5 +45,12 @@ def configure_logging(level: str, fmt: str, masker: Masker) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Third-party debug output is noise at best and, for pyzeebe, whole job payloads at worst.
+    # httpx logs every request at INFO, which the per-job line already covers.
+    for name, floor in (
+        ("httpx", logging.WARNING),
+        ("httpcore", logging.WARNING),
+        ("grpc", logging.INFO),
+        ("pyzeebe", logging.INFO),
+    ):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), floor))

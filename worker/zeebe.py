@@ -5,7 +5,8 @@ pyzeebe completes a job with whatever the task returns; failures and BPMN errors
 job fails with retries 0 (an incident at once) and an explicit backoff, which `JobController` cannot do.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: pyzeebe finds the job parameter by comparing the
+# annotation with the `Job` class itself, which a string annotation never equals.
 
 import logging
 import time
@@ -101,7 +102,8 @@ def build_worker(
         max_jobs_to_activate=settings.max_jobs,
         max_running_jobs=settings.max_jobs,
     )
-    async def hugging_face(job: Job) -> dict[str, Any]:
+    async def hugging_face(job: Job, **_fetched: Any) -> dict[str, Any]:
+        # pyzeebe also passes the fetched variables as keywords; the handler reads them from the job.
         return await _handle(worker, handler, job, on_report)
 
     return worker
@@ -158,7 +160,7 @@ async def _apply_failure(worker: ZeebeWorker, error: Exception, job: Job) -> Non
             )
         else:
             # A bug of ours: the job is retried rather than lost; the message names no input.
-            logger.error("Unexpected error while handling job %s: %s", job.key, type(error).__name__)
+            logger.error("Unexpected error while handling job %s", job.key, exc_info=error)
             await adapter.fail_job(
                 job.key, max(job.retries - 1, 0), f"Internal worker error: {type(error).__name__}", 0, {}
             )
