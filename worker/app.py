@@ -60,6 +60,7 @@ def build_parts(settings: Settings) -> Parts:
         limiter=RateLimiter(settings.requests_per_minute),
         max_message_chars=settings.max_message_chars,
         max_retry_after_seconds=settings.max_retry_after_seconds,
+        overload_backoff_seconds=settings.overload_backoff_seconds,
     )
     return Parts(masker, http, handler)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -71,6 +72,9 @@ class Settings(BaseSettings):
         default=2 * 1024 * 1024, ge=1024, validation_alias=_env("HF_CONNECTOR_MAX_INPUT_BYTES")
     )
     requests_per_minute: int = Field(default=3000, ge=0, validation_alias=_env("HF_CONNECTOR_REQUESTS_PER_MINUTE"))
+    overload_backoff_seconds: float = Field(
+        default=10, ge=0, validation_alias=_env("HF_CONNECTOR_OVERLOAD_BACKOFF_SECONDS")
+    )
     max_retry_after_seconds: float = Field(
         default=300, ge=0, validation_alias=_env("HF_CONNECTOR_MAX_RETRY_AFTER_SECONDS")
     )
@@ -158,9 +162,11 @@ def describe_settings_errors(exc: ValidationError) -> str:
     return "Invalid configuration:\n" + "\n".join(lines)
 
 
-def _env_name_of(field_name: str) -> str | None:
-    field = Settings.model_fields.get(field_name)
-    if field is None or not isinstance(field.validation_alias, AliasChoices):
-        return field_name.upper() or None
-    first = field.validation_alias.choices[0]
-    return first if isinstance(first, str) else None
+def _env_name_of(location: str) -> str | None:
+    """The variable the user actually set (errors are located by one alias), else the main name."""
+    for name, field in Settings.model_fields.items():
+        aliases = field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else []
+        names = [alias for alias in aliases if isinstance(alias, str)]
+        if location.lower() in {name, *(alias.lower() for alias in names)}:
+            return next((alias for alias in names if alias in os.environ), names[0] if names else name.upper())
+    return location.upper() or None

@@ -52,6 +52,8 @@ class DestinationGuard:
             )
 
     def _check_address(self, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:169.254.169.254 is the metadata service too
         if any(address in network for network in _ALWAYS_BLOCKED_NETWORKS):
             raise BlockedDestinationError(
                 f"host '{host}' resolves to {address}, a link-local or cloud metadata address, which is blocked"

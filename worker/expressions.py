@@ -11,16 +11,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.filters import FILTERS as _FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _MAX_SEQUENCE = 100_000
 _MAX_EXPONENT = 1_000
+_MAX_RESULT_BITS = 100_000
+# A width or precision in a format spec (`%0500d`, `{:>500}`) with more digits than a sane one.
+_HUGE_WIDTH = re.compile(r"\d{6,}")
 
 
 class ExpressionError(Exception):
@@ -67,25 +72,74 @@ def _ignore_error(variables: Mapping[str, Any] | None = None) -> IgnoreError:
     return IgnoreError(dict(variables or {}))
 
 
+def _refuse_huge_widths(format_text: Any) -> None:
+    if isinstance(format_text, str) and _HUGE_WIDTH.search(format_text):
+        raise SecurityError("a format width or precision that large is not allowed")
+
+
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    """Every way to build a huge value from a short expression is refused before it is built."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
         if operator_name == "**":
-            if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
-                raise SecurityError(f"the exponent {right} is larger than {_MAX_EXPONENT}")
-            return operator.pow(left, right)
+            return _bounded_power(left, right)
+        if operator_name == "%":
+            _refuse_huge_widths(left)
+            return operator.mod(left, right)
         for sequence, count in ((left, right), (right, left)):
             if (
                 isinstance(sequence, str | list | tuple)
                 and isinstance(count, int)
-                and (len(sequence) * count > _MAX_SEQUENCE)
+                and len(sequence) * count > _MAX_SEQUENCE
             ):
                 raise SecurityError(f"the repetition would be longer than {_MAX_SEQUENCE} items")
         return operator.mul(left, right)
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        format_text = value.__self__
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            _refuse_huge_widths(format_text)
+            return wrapped(*args, **kwargs)
+
+        return bounded
+
+
+def _bounded_power(base: Any, exponent: Any) -> Any:
+    if isinstance(exponent, int | float) and abs(exponent) > _MAX_EXPONENT:
+        raise SecurityError(f"the exponent {exponent} is larger than {_MAX_EXPONENT}")
+    if isinstance(base, int) and isinstance(exponent, int) and base.bit_length() * exponent > _MAX_RESULT_BITS:
+        raise SecurityError("the power would be too large a number")
+    return operator.pow(base, exponent)
+
+
+def _bounded_width_filter(name: str) -> Callable[..., Any]:
+    original = _FILTERS[name]
+
+    def bounded(value: Any, width: Any = 80, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(width, int) and width > _MAX_SEQUENCE:
+            raise SecurityError(f"a {name} width larger than {_MAX_SEQUENCE} is not allowed")
+        return original(value, width, *args, **kwargs)
+
+    return bounded
+
+
+def _bounded_format_filter(value: Any, *args: Any, **kwargs: Any) -> Any:
+    _refuse_huge_widths(value)
+    return _FILTERS["format"](value, *args, **kwargs)
+
 
 _ENVIRONMENT = _BoundedSandbox()
+_ENVIRONMENT.filters.update(
+    center=_bounded_width_filter("center"),
+    indent=_bounded_width_filter("indent"),
+    format=_bounded_format_filter,
+)
 _ENVIRONMENT.globals.update(
     bpmnError=_bpmn_error,
     jobError=_job_error,
@@ -106,6 +160,8 @@ def compile_expression(source: str, purpose: str) -> Callable[..., Any]:
         return _ENVIRONMENT.compile_expression(text, undefined_to_none=True)
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"The {purpose} is not a valid expression: {exc.message} (in: {text[:200]})") from None
+    except RecursionError:
+        raise ExpressionError(f"The {purpose} is nested too deeply to compile") from None
 
 
 def evaluate(source: str, purpose: str, context: Mapping[str, Any]) -> Any:

@@ -120,14 +120,18 @@ class HttpCore:
         )
 
     async def _send_following_redirects(self, request: HttpRequest) -> tuple[httpx.Response, Any]:
-        url, method, hops = request.url, request.method, 0
+        url, method, headers, hops = request.url, request.method, dict(request.headers), 0
         while True:
             await self._check_destination(url)
-            response, body = await self._send_once(request, url, method)
+            response, body = await self._send_once(request, url, method, headers)
             if not (self.follow_redirects and response.is_redirect) or hops >= _MAX_REDIRECTS:
                 return response, body
             hops += 1
-            url = str(response.url.join(response.headers["location"]))
+            next_url = response.url.join(response.headers["location"])
+            if _origin(next_url) != _origin(response.url):
+                # The token belongs to the host it was meant for, never to where a redirect points.
+                headers.pop("authorization", None)
+            url = str(next_url)
             if response.status_code == 303:
                 method = "GET"
 
@@ -137,12 +141,14 @@ class HttpCore:
         except BlockedDestinationError as exc:
             raise DestinationNotAllowedError(str(exc)) from None
 
-    async def _send_once(self, request: HttpRequest, url: str, method: str) -> tuple[httpx.Response, Any]:
+    async def _send_once(
+        self, request: HttpRequest, url: str, method: str, headers: dict[str, str]
+    ) -> tuple[httpx.Response, Any]:
         timeout = httpx.Timeout(request.read_timeout, connect=request.connect_timeout)
         http_request = self._client.build_request(
             method,
             url,
-            headers=dict(request.headers),
+            headers=headers,
             json=request.json_body if request.content is None else None,
             content=request.content,
             timeout=timeout,
@@ -172,6 +178,10 @@ class HttpCore:
                 raise ResponseTooLargeError(self.max_response_bytes)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
 
 
 def flatten_headers(headers: httpx.Headers) -> dict[str, str]:
@@ -227,10 +237,14 @@ def _looks_like_text(raw: bytes) -> bool:
 
 
 def _charset(content_type: str) -> str:
+    """The declared charset when Python knows it, else UTF-8 (a server's typo must not fail the job)."""
     for part in content_type.split(";")[1:]:
         key, _, value = part.strip().partition("=")
         if key.lower() == "charset" and value:
-            return value.strip('"')
+            try:
+                return codecs.lookup(value.strip('"')).name
+            except LookupError:
+                return "utf-8"
     return "utf-8"
 
 
@@ -240,5 +254,5 @@ def _describe_transport_error(exc: Exception) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"the server closed the connection before the response was complete ({exc})"
     if isinstance(exc, httpx.ReadError):
-        return f"the connection broke while reading the response ({exc or 'reset by peer'})"
+        return f"the connection broke while reading the response ({str(exc) or 'reset by peer'})"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -33,6 +33,7 @@ from worker.huggingface.requests import HfCall, HfDefaults, InvalidInputError, b
 from worker.secrets import Masker, MissingSecretError, SecretResolver
 
 logger = logging.getLogger(__name__)
+_OVERLOAD_CODES = frozenset({"429", "503"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,7 @@ class JobHandler:
         limiter: RateLimiter,
         max_message_chars: int,
         max_retry_after_seconds: float,
+        overload_backoff_seconds: float = 10.0,
     ) -> None:
         self.http = http
         self.secrets = secrets
@@ -106,6 +108,7 @@ class JobHandler:
         self.limiter = limiter
         self.max_message_chars = max_message_chars
         self.max_retry_after_seconds = max_retry_after_seconds
+        self.overload_backoff_seconds = overload_backoff_seconds
 
     async def handle(self, job: JobContext, extend_deadline: ExtendDeadline | None = None) -> Report:
         try:
@@ -126,7 +129,7 @@ class JobHandler:
             raw_headers = self.secrets.resolve(dict(job.headers))
             raw_variables = self.secrets.resolve(dict(job.variables))
         except MissingSecretError as exc:
-            raise JobInputError(f"{exc}: define it for the worker (e.g. SECRET_{exc.secret_name}).") from None
+            raise JobInputError(str(exc)) from None
         headers = _validated(TaskHeaders, raw_headers, "task header")
         variables = _validated(JobVariables, raw_variables, "input")
         for source, purpose in (
@@ -199,7 +202,12 @@ class JobHandler:
     def _apply_error_expression(self, job: JobContext, headers: TaskHeaders, failure: CallFailure) -> Outcome | None:
         assert headers.errorExpression
         context = {
-            "error": {"code": failure.code, "message": failure.message, "variables": {"response": failure.response}},
+            # Masked before the expression sees it: a transformed echo (upper, slices) would escape masking.
+            "error": {
+                "code": failure.code,
+                "message": self.masker.mask(failure.message),
+                "variables": {"response": failure.response},
+            },
             "response": failure.response,
             "job": {"retries": job.retries, "key": job.key, "elementId": job.element_id},
         }
@@ -218,7 +226,11 @@ class JobHandler:
         configured = headers.retry_backoff_seconds or 0.0
         if not failure.retryable:
             return Fail(failure.message, retries=0, code=failure.code)
-        backoff = max(configured, failure.retry_after_seconds or 0.0)
+        hint = failure.retry_after_seconds
+        if hint is None and failure.code in _OVERLOAD_CODES:
+            # Rate limited or overloaded without a hint: retrying at once would burn every retry.
+            hint = self.overload_backoff_seconds
+        backoff = max(configured, hint or 0.0)
         return Fail(failure.message, retries=max(job.retries - 1, 0), backoff_seconds=backoff, code=failure.code)
 
     def _finish(self, outcome: Outcome) -> Outcome:

@@ -36,6 +36,10 @@ class SecretProvider(Protocol):
 
     def get(self, secret_name: str) -> str | None: ...
 
+    def where(self, secret_name: str) -> str:
+        """Where an operator would define this secret for this provider."""
+        ...
+
 
 class EnvironmentSecrets:
     """Environment variables with a prefix, so that a process model cannot read the worker's own settings."""
@@ -48,6 +52,9 @@ class EnvironmentSecrets:
 
     def get(self, secret_name: str) -> str | None:
         return self._environ.get(self.prefix + secret_name)
+
+    def where(self, secret_name: str) -> str:
+        return f"environment variable {self.prefix}{secret_name}"
 
 
 class DirectorySecrets:
@@ -64,6 +71,9 @@ class DirectorySecrets:
             return None
         return path.read_text(encoding="utf-8").rstrip("\r\n")
 
+    def where(self, secret_name: str) -> str:
+        return f"file {self.directory / secret_name}"
+
 
 class DotenvSecrets:
     """A dotenv file, read once; names are looked up as they are (no prefix)."""
@@ -71,15 +81,20 @@ class DotenvSecrets:
     name = "dotenv"
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._values = {k: v for k, v in dotenv_values(path).items() if v is not None}
 
     def get(self, secret_name: str) -> str | None:
         return self._values.get(secret_name)
 
+    def where(self, secret_name: str) -> str:
+        return f"{secret_name}=... in {self.path}"
+
 
 class MissingSecretError(Exception):
-    def __init__(self, secret_name: str) -> None:
-        super().__init__(f"Secret with name '{secret_name}' is not available")
+    def __init__(self, secret_name: str, places: list[str]) -> None:
+        advice = f": define it for the worker as {' or '.join(places)}" if places else ""
+        super().__init__(f"Secret with name '{secret_name}' is not available{advice}")
         self.secret_name = secret_name
 
 
@@ -130,7 +145,7 @@ class Masker:
 
 def _echoed_forms(value: str) -> set[str]:
     """The value itself and the form it takes once a server echoes it inside a JSON string."""
-    return {value, json.dumps(value)[1:-1]}
+    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
 
 
 class SecretResolver:
@@ -146,7 +161,7 @@ class SecretResolver:
             if value is not None:
                 self.masker.add([value])
                 return value
-        raise MissingSecretError(secret_name)
+        raise MissingSecretError(secret_name, [provider.where(secret_name) for provider in self.providers])
 
     def resolve(self, data: Any) -> Any:
         """A copy of JSON-like data with placeholders in every string replaced; raises MissingSecretError."""

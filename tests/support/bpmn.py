@@ -44,10 +44,10 @@ def connector_process(
     boundary = ""
     if catch_error_code is not None:
         boundary = (
-            f'<bpmn:boundaryEvent id="error" attachedToRef="task"><bpmn:outgoing>f3</bpmn:outgoing>'
-            f'<bpmn:errorEventDefinition errorRef="err" /></bpmn:boundaryEvent>'
-            f'<bpmn:endEvent id="caught"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>'
-            f'<bpmn:sequenceFlow id="f3" sourceRef="error" targetRef="caught" />'
+            '<bpmn:boundaryEvent id="error" attachedToRef="task"><bpmn:outgoing>f3</bpmn:outgoing>'
+            '<bpmn:errorEventDefinition errorRef="err" /></bpmn:boundaryEvent>'
+            '<bpmn:endEvent id="caught"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>'
+            '<bpmn:sequenceFlow id="f3" sourceRef="error" targetRef="caught" />'
         )
     error_def = (
         f'<bpmn:error id="err" name="err" errorCode={quoteattr(catch_error_code)} />' if catch_error_code else ""

@@ -18,7 +18,5 @@ async def run_to_end(
     zeebe: ZeebeClient, process_id: str, variables: dict[str, Any] | None = None, timeout_s: float = 30
 ) -> dict[str, Any]:
     """Starts an instance and returns the variables Zeebe reports when it completes."""
-    response = await zeebe.run_process_with_result(
-        process_id, variables=variables or {}, timeout=int(timeout_s * 1000)
-    )
+    response = await zeebe.run_process_with_result(process_id, variables=variables or {}, timeout=int(timeout_s * 1000))
     return dict(response.variables)

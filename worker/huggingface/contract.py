@@ -268,9 +268,10 @@ class JobVariables(BaseModel):
         Ui(
             "Endpoint URL",
             Group.ENDPOINT,
-            "Optional base URL that replaces the Hugging Face router for this task (a dedicated "
-            "Inference Endpoint, TGI or TEI).",
-            example="https://my-endpoint.us-east-1.aws.endpoints.huggingface.cloud",
+            "Optional base URL that replaces the Hugging Face router for this task (a proxy or gateway "
+            "that serves the router's paths). For a dedicated Inference Endpoint, TGI or TEI, give its "
+            "URL as the model instead.",
+            example="https://hf-gateway.example.com",
         ),
     ] = None
     billTo: Annotated[

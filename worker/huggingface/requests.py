@@ -19,7 +19,8 @@ from worker.huggingface.chunking import Chunk, chunk_texts
 from worker.huggingface.contract import ChunkingStrategy, JobVariables, Operation
 
 LEGACY_HOST = "api-inference.huggingface.co"
-_HF_HOST_SUFFIXES = (".huggingface.co", ".endpoints.huggingface.cloud", ".hf.space")
+# Not *.hf.space: Spaces are apps anyone can publish, so the worker's token must not go there.
+_HF_HOST_SUFFIXES = (".huggingface.co", ".endpoints.huggingface.cloud")
 _TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]*$")
 _PIPELINE_TASKS = frozenset({"feature-extraction", "sentence-similarity"})
 _ACCEPT_BY_TASK = {
@@ -110,21 +111,28 @@ def _base_url(job: JobVariables, defaults: HfDefaults) -> str:
 
 
 def _model_url(job: JobVariables, defaults: HfDefaults, pipeline_suffix: str = "") -> str:
+    if _is_url(job.model) and _is_legacy(job.model):
+        return _legacy_to_router(job.model, defaults.router_url, pipeline_suffix)
     if _is_url(job.model):
-        return _legacy_to_router(job.model, defaults.router_url) if _is_legacy(job.model) else job.model
+        return job.model
     if ":" in job.model:
         raise InvalidInputError(f"model '{job.model}': a ':provider' suffix only applies to the chat operation")
     return f"{_base_url(job, defaults)}/hf-inference/models/{job.model}{pipeline_suffix}"
 
 
-def _legacy_to_router(url: str, router_url: str) -> str:
+def _legacy_to_router(url: str, router_url: str, pipeline_suffix: str = "") -> str:
     """api-inference.huggingface.co answers 410 Gone; the same model lives on the router."""
+    model, legacy_suffix = _legacy_model(url)
+    return f"{router_url}/hf-inference/models/{model}{legacy_suffix or pipeline_suffix}"
+
+
+def _legacy_model(url: str) -> tuple[str, str]:
+    """The model id in a legacy URL, and the pipeline suffix its path asked for."""
     path = urlsplit(url).path
     for prefix in ("/models/", "/pipeline/feature-extraction/", "/pipeline/sentence-similarity/"):
-        if path.startswith(prefix):
-            model = path[len(prefix) :].strip("/")
+        if path.startswith(prefix) and path[len(prefix) :].strip("/"):
             suffix = "" if prefix == "/models/" else "/pipeline/" + prefix.split("/")[2]
-            return f"{router_url}/hf-inference/models/{model}{suffix}"
+            return path[len(prefix) :].strip("/"), suffix
     raise InvalidInputError(f"'{url}' is a legacy Inference API URL without a model path (/models/ORG/NAME)")
 
 
@@ -174,8 +182,8 @@ def _options_to_headers(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 
 
 def _chat(job: JobVariables, defaults: HfDefaults) -> str:
-    if _is_url(job.model):
-        return f"{job.model.rstrip('/')}/v1/chat/completions"
+    if _is_url(job.model) and not _is_legacy(job.model):
+        return f"{job.model.rstrip('/')}/v1/chat/completions"  # a dedicated endpoint or TGI
     return f"{_base_url(job, defaults)}/v1/chat/completions"
 
 
@@ -185,13 +193,19 @@ def _chat_body(job: JobVariables) -> dict[str, Any]:
         if job.messages
         else [{"role": "user", "content": job.prompt}]
     )
-    body: dict[str, Any] = {"model": "tgi" if _is_url(job.model) else job.model, "messages": messages}
+    body: dict[str, Any] = {"model": _chat_model(job.model), "messages": messages}
     for field_name, wire_name in _CHAT_PARAMETERS.items():
         value = getattr(job, field_name)
         if value is not None:
             body[wire_name] = value
     body["stream"] = False
     return body
+
+
+def _chat_model(model: str) -> str:
+    if _is_url(model):
+        return _legacy_model(model)[0] if _is_legacy(model) else "tgi"
+    return model
 
 
 def _chat_answer(body: Mapping[str, Any]) -> Any:
