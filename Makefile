@@ -48,7 +48,7 @@ test: install tooling lint broker-prerequisites
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 unit: install tooling
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --no-zeebe-broker -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
 e2e: install broker-prerequisites
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/e2e $(PYTEST_ARGS)
