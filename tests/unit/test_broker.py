@@ -66,7 +66,7 @@ def test_without_docker_the_distribution_is_started(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(zb, "docker_answers", lambda: False)
     monkeypatch.setattr(zb, "start_docker_broker", lambda *a, **k: pytest.fail("docker branch taken"))
 
-    def fake_dist(version: str, *, fixed_ports: bool, timeout: float) -> Broker:
+    def fake_dist(version: str, *, fixed_ports: bool, timeout: float, log_records: bool = False) -> Broker:
         calls.append((version, fixed_ports))
         return Broker(address="127.0.0.1:1", started_here=True)
 
