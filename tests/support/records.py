@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.support.waiting import wait_until
 
 RECORDS_LOG_ENV = "HF_TEST_ZEEBE_RECORDS_LOG"
 _MARKER = "io.camunda.zeebe.broker.exporter.debug - "
@@ -41,7 +41,7 @@ class ZeebeRecords:
         self._offset += complete
         for line in data[:complete].decode("utf-8", errors="replace").splitlines():
             _, marker, payload = line.partition(_MARKER)
-            if marker:
+            if marker and payload.startswith("{"):  # the exporter also logs plain lines such as "opened"
                 self._records.append(json.loads(payload))
 
     def all(self) -> list[Record]:
@@ -61,7 +61,11 @@ class ZeebeRecords:
     def wait_for(
         self, value_type: str, intent: str, timeout: float = 30.0, count: int = 1, **value: Any
     ) -> list[Record]:
-        return _poll(lambda: self.matching(value_type, intent, **value), count, timeout, f"{value_type} {intent}")
+        def enough() -> list[Record]:
+            found = self.matching(value_type, intent, **value)
+            return found if len(found) >= count else []
+
+        return wait_until(enough, timeout, f"{count} Zeebe {value_type} {intent} record(s) matching {value}")
 
     def incident(self, process_instance_key: int, timeout: float = 30.0) -> Record:
         """The incident Zeebe created for this instance (waits until there is one)."""
@@ -79,14 +83,3 @@ class ZeebeRecords:
                 bpmnElementType="PROCESS",
             )
         )
-
-
-def _poll(probe: Callable[[], list[Record]], count: int, timeout: float, what: str) -> list[Record]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if len(found) >= count:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Zeebe recorded {len(found)} {what} record(s) within {timeout}s, expected {count}")
-        time.sleep(0.05)
