@@ -45,13 +45,13 @@ broker-prerequisites: install
 	@if [ -z "$$ZEEBE_ADDRESS" ]; then $(BIN)/python -m worker.broker --prepare; fi
 
 test: install tooling lint broker-prerequisites
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install tooling
 	$(BIN)/python -m pytest --no-zeebe-broker -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
 e2e: install broker-prerequisites
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests/e2e $(PYTEST_ARGS)
 
 template: install
 	$(BIN)/hf-connector template element-templates

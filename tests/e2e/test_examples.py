@@ -1,0 +1,109 @@
+"""Every process in bpmn-examples/ deploys as it is and runs to completion through the worker.
+
+One worker subscribes to the real `hugging-face` job type here; `--dist loadfile` keeps these tests in
+one test process, so no other worker of the session competes for those jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pyzeebe import ZeebeClient
+
+from tests.conftest import SUITE_SECRETS
+from tests.support.connector import REPO, Connector
+from tests.support.hf_standin import PNG_SIGNATURE, HfStandin, Reply, tiny_png
+from tests.support.records import ZeebeRecords
+from tests.support.zeebe_helpers import run_to_end
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = sorted((REPO / "bpmn-examples").glob("*.bpmn"))
+
+
+@pytest.fixture(scope="module")
+def examples_worker(zeebe_address: str, hf: HfStandin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connector]:
+    worker = Connector(
+        zeebe_address=zeebe_address,
+        hf_url=hf.url,
+        job_type="hugging-face",
+        log_path=tmp_path_factory.mktemp("examples-worker") / "worker.log",
+        env={"SECRET_HUGGING_FACE_TOKEN": SUITE_SECRETS["HUGGING_FACE_TOKEN"]},
+    ).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+async def deployed(zeebe: ZeebeClient, examples_worker: Connector) -> ZeebeClient:
+    await zeebe.deploy_resource(*EXAMPLES)
+    return zeebe
+
+
+def test_there_is_an_example_per_scenario() -> None:
+    names = {path.stem for path in EXAMPLES}
+    assert {"summarization", "embeddings", "image-captioning", "text-to-image", "chat", "error-handling"} <= names
+
+
+async def _run(zeebe: ZeebeClient, name: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    return await run_to_end(zeebe, f"hf-example-{name}", variables)
+
+
+async def test_summarization_as_in_camundas_documentation(deployed: ZeebeClient, hf: HfStandin) -> None:
+    variables = await _run(deployed, "summarization")
+    assert variables["summary"] == variables["myHuggingFaceResponse"]["body"][0]["summary_text"]
+    request = hf.requests_for("facebook/bart-large-cnn")[-1]
+    assert request.json["parameters"] == {"max_length": 75}
+    assert request.json["inputs"].startswith("Java is a high-level, class-based, object-oriented")
+
+
+async def test_embeddings_as_in_elasticsearchs_integration(deployed: ZeebeClient) -> None:
+    text = " ".join(f"word{i}" for i in range(150))
+    variables = await _run(deployed, "embeddings", {"text": text})
+    chunks = variables["embeddings"]
+    assert len(chunks) == 2
+    assert all(len(chunk["embedding"]) == 384 for chunk in chunks)
+
+
+async def test_image_captioning_from_a_binary_image(deployed: ZeebeClient) -> None:
+    image = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    variables = await _run(deployed, "image-captioning", {"image": image})
+    assert isinstance(variables["caption"], str) and variables["caption"]
+
+
+async def test_text_to_image_returns_an_image(deployed: ZeebeClient) -> None:
+    variables = await _run(deployed, "text-to-image", {"imagePrompt": "a lighthouse at dusk"})
+    assert base64.b64decode(variables["image"]["data"]).startswith(PNG_SIGNATURE)
+
+
+async def test_chat_with_sampling_parameters(deployed: ZeebeClient, hf: HfStandin) -> None:
+    variables = await _run(deployed, "chat", {"question": "What is BPMN?"})
+    assert variables["answer"]
+    request = hf.requests_for("meta-llama/Llama-3.1-8B-Instruct:fastest")[-1]
+    assert (request.json["temperature"], request.json["top_p"], request.json["max_tokens"]) == (0.2, 0.9, 200)
+
+
+async def test_error_handling_classifies_a_known_model(deployed: ZeebeClient) -> None:
+    variables = await _run(
+        deployed,
+        "error-handling",
+        {"modelId": "distilbert/distilbert-base-uncased-finetuned-sst-2-english", "text": "I love it"},
+    )
+    assert isinstance(variables["label"], str)
+
+
+async def test_error_handling_catches_a_missing_model_as_a_bpmn_error(deployed: ZeebeClient, hf: HfStandin) -> None:
+    hf.script("nobody/no-such-model", Reply.error(404, "Model nobody/no-such-model does not exist"))
+    response = await deployed.run_process_with_result(
+        "hf-example-error-handling", {"modelId": "nobody/no-such-model", "text": "x"}, timeout=30_000
+    )
+    records = ZeebeRecords.of_session()
+    records.wait_for(
+        "PROCESS_INSTANCE",
+        "ELEMENT_COMPLETED",
+        processInstanceKey=response.process_instance_key,
+        elementId="ModelNotFoundEnd",
+    )
