@@ -34,6 +34,7 @@ from worker.secrets import Masker, MissingSecretError, SecretResolver
 
 logger = logging.getLogger(__name__)
 _OVERLOAD_CODES = frozenset({"429", "503"})
+SECRET_MISSING = "SECRET_MISSING"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,10 @@ class Report:
 class JobInputError(Exception):
     """Bad input: the job fails at once (retries 0) with this message."""
 
+    def __init__(self, message: str, code: str = "INVALID_INPUT") -> None:
+        super().__init__(message)
+        self.code = code
+
 
 ExtendDeadline = Callable[[float], Awaitable[None]]
 
@@ -115,7 +120,7 @@ class JobHandler:
             headers, variables = self._prepare(job)
             call = self._build(variables)
         except JobInputError as exc:
-            return Report(self._finish(Fail(str(exc), retries=0, code="INVALID_INPUT")))
+            return Report(self._finish(Fail(str(exc), retries=0, code=exc.code)))
         if extend_deadline is not None:
             await extend_deadline(call.request.total_timeout + self.limiter.max_wait_seconds)
         result, failure, seconds = await self._call(call)
@@ -129,7 +134,7 @@ class JobHandler:
             raw_headers = self.secrets.resolve(dict(job.headers))
             raw_variables = self.secrets.resolve(dict(job.variables))
         except MissingSecretError as exc:
-            raise JobInputError(str(exc)) from None
+            raise JobInputError(str(exc), code=SECRET_MISSING) from None
         headers = _validated(TaskHeaders, raw_headers, "task header")
         variables = _validated(JobVariables, raw_variables, "input")
         for source, purpose in (
