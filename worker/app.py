@@ -9,6 +9,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+import grpc
 from pyzeebe import ZeebeClient, ZeebeWorker
 
 from worker import metrics
@@ -17,14 +18,20 @@ from worker.destinations import DestinationGuard
 from worker.http_core import HttpCore
 from worker.huggingface.ratelimit import RateLimiter
 from worker.huggingface.requests import HfDefaults
-from worker.jobs import Complete, Fail, JobContext, JobHandler, Report
+from worker.jobs import SECRET_MISSING, Complete, Fail, JobContext, JobHandler, Report
 from worker.logs import configure_logging
 from worker.ops import Health, OpsServer
 from worker.secrets import Masker, SecretResolver, build_providers
 from worker.zeebe import build_worker, create_channel
 
 logger = logging.getLogger("worker")
+# Zeebe's topology is asked for every few seconds, each call bounded by a short timeout so that a
+# gateway that accepts connections but never answers cannot hold the monitor (or shutdown) up.
 _MONITOR_INTERVAL_SECONDS = 5.0
+_MONITOR_TIMEOUT_SECONDS = 3.0
+# The event-loop heartbeat the liveness probe checks; much shorter than any sensible liveness grace.
+_HEARTBEAT_SECONDS = 1.0
+_REASON_CHARS = 300
 
 
 @dataclass
@@ -74,7 +81,7 @@ def record(job: JobContext, report: Report, seconds: float) -> None:
         label, level = ("incident" if outcome.retries == 0 else "failed"), logging.WARNING
         if outcome.retries > 0:
             metrics.RETRIES.labels(outcome.code or "unknown").inc()
-        if outcome.message.startswith("Secret with name"):
+        if outcome.code == SECRET_MISSING:
             metrics.SECRET_FAILURES.inc()
     else:
         label, level = "bpmn_error", logging.INFO
@@ -102,18 +109,45 @@ def record(job: JobContext, report: Report, seconds: float) -> None:
 
 
 async def run(settings: Settings) -> int:
-    """Runs until SIGTERM/SIGINT; returns the process exit code."""
+    """Runs until SIGTERM/SIGINT; returns the process exit code.
+
+    0 after a requested stop; 1 when the worker cannot start or pyzeebe's worker stops on its own
+    (e.g. Zeebe answers UNAUTHENTICATED), logged as one clear line, so that an orchestrator restarts it.
+    """
     parts = build_parts(settings)
     configure_logging(settings.log_level, settings.log_format, parts.masker)
     health = Health(settings.liveness_grace_seconds)
-    ops = OpsServer(health, settings.http_host, settings.http_port)
+    try:
+        channel = create_channel(settings)
+    except OSError as exc:
+        logger.error("hf-connector cannot start: ZEEBE_CA_CERTIFICATE_PATH cannot be read (%s)", exc)
+        await parts.http.aclose()
+        return 1
+    try:
+        ops = OpsServer(health, settings.http_host, settings.http_port)
+    except OSError as exc:
+        logger.error(
+            "hf-connector cannot start: the health and metrics server cannot listen on %s:%s (%s); "
+            "set HF_CONNECTOR_HTTP_HOST / HF_CONNECTOR_HTTP_PORT",
+            settings.http_host,
+            settings.http_port,
+            exc.strerror or exc,
+        )
+        await parts.http.aclose()
+        await channel.close()
+        return 1
     ops.start()
-    channel = create_channel(settings)
     worker = build_worker(settings, channel, parts.handler, record)
     stop = asyncio.Event()
+
+    def request_stop(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            logger.info("%s received", sig.name)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, request_stop, sig)
 
     logger.info(
         "hf-connector polling job type '%s' at %s (Hugging Face: %s, health and metrics on port %s)",
@@ -123,36 +157,84 @@ async def run(settings: Settings) -> int:
         ops.port,
     )
     work = asyncio.create_task(worker.work(), name="pyzeebe-worker")
-    monitor = asyncio.create_task(_monitor(ZeebeClient(channel), health), name="zeebe-monitor")
-    health.polling = True
+    follow_worker_task(work, health)
+    helpers = [
+        asyncio.create_task(_monitor(ZeebeClient(channel), health), name="zeebe-monitor"),
+        asyncio.create_task(_heartbeat(health), name="heartbeat"),
+    ]
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
     exit_code = 0 if stop.is_set() else _crash_code(work)
     health.polling = False
     await _shutdown(worker, work, settings.shutdown_grace_seconds)
-    for task in (monitor, stopper):
+    for task in (*helpers, stopper):
         task.cancel()
+    await asyncio.gather(*helpers, stopper, return_exceptions=True)
     await parts.http.aclose()
     await channel.close()
     ops.stop()
-    logger.info("hf-connector stopped")
+    logger.info("hf-connector stopped (exit code %s)", exit_code)
     return exit_code
 
 
+def follow_worker_task(work: asyncio.Task[None], health: Health) -> None:
+    """Readiness follows pyzeebe's own task: the moment it ends, this worker no longer takes jobs."""
+    health.polling = not work.done()
+    work.add_done_callback(lambda _: setattr(health, "polling", False))
+
+
 async def _monitor(client: ZeebeClient, health: Health) -> None:
+    """Zeebe's topology, every few seconds, for readiness and liveness; logs each change of state."""
+    reachable: bool | None = None
     while True:
         try:
-            async with asyncio.timeout(_MONITOR_INTERVAL_SECONDS):
+            async with asyncio.timeout(_MONITOR_TIMEOUT_SECONDS):
                 await client.topology()
-            health.zeebe_seen()
         except Exception as exc:  # any failure means "not reachable now"; the next round tries again
-            health.zeebe_lost(f"Zeebe not reachable: {type(exc).__name__}")
+            reason = describe_zeebe_error(exc)
+            health.zeebe_lost(f"Zeebe not reachable: {reason}")
+            if reachable is not False:
+                logger.warning("Zeebe is not reachable (%s); not ready until it answers", reason)
+            reachable = False
+        else:
+            health.zeebe_seen()
+            if reachable is False:
+                logger.info("Zeebe is reachable again")
+            reachable = True
         await asyncio.sleep(_MONITOR_INTERVAL_SECONDS)
+
+
+async def _heartbeat(health: Health) -> None:
+    """Proves the event loop still runs; liveness fails when these beats stop for the grace period."""
+    while True:
+        health.beat()
+        await asyncio.sleep(_HEARTBEAT_SECONDS)
+
+
+def describe_zeebe_error(error: BaseException) -> str:
+    """One line for a gRPC failure (pyzeebe wraps them): `UNAUTHENTICATED: details`, never a traceback."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(dict.fromkeys(describe_zeebe_error(inner) for inner in error.exceptions))
+    grpc_error = getattr(error, "grpc_error", error)
+    if isinstance(grpc_error, grpc.aio.AioRpcError):
+        details = (grpc_error.details() or "").strip()
+        text = f"{grpc_error.code().name}: {details}" if details else grpc_error.code().name
+    elif isinstance(error, TimeoutError):
+        text = "no answer in time"
+    else:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
 
 
 def _crash_code(work: asyncio.Task[None]) -> int:
     error = work.exception() if not work.cancelled() else None
-    logger.error("The Zeebe worker stopped on its own: %s", repr(error) if error else "no error")
+    reason = describe_zeebe_error(error) if error is not None else "it returned without being asked to stop"
+    hint = ""
+    if "UNAUTHENTICATED" in reason or "PERMISSION_DENIED" in reason:
+        hint = " Check the Zeebe credentials (CAMUNDA_CLIENT_ID, CAMUNDA_CLIENT_SECRET, CAMUNDA_OAUTH_URL)."
+    logger.error(
+        "The Zeebe worker stopped on its own (%s); exiting with code 1 so that it is restarted.%s", reason, hint
+    )
     return 1
 
 

@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 from pyzeebe import ZeebeClient
 
-from worker.app import build_parts
+from worker.app import build_parts, describe_zeebe_error
 from worker.config import Settings
 from worker.jobs import Complete, JobContext
+from worker.secrets import Masker
 from worker.zeebe import create_channel
 
 _RESULT = "response"
@@ -31,15 +32,53 @@ class CheckReport:
 
 
 async def run_checks(settings: Settings, timeout: float) -> CheckReport:
-    report = CheckReport(passed=["configuration is valid"])
+    report = CheckReport(passed=["configuration is valid", *_describe_settings(settings)])
     await _check_zeebe(settings, timeout, report)
     await _check_hugging_face(settings, timeout, report)
+    # The lines name variables and addresses, never a credential's value; masked all the same in case
+    # an error message echoes one back.
+    masker = Masker(settings.credential_values())
+    report.passed = [masker.mask(line) for line in report.passed]
+    report.problems = [masker.mask(line) for line in report.problems]
     return report
 
 
+def _describe_settings(settings: Settings) -> list[str]:
+    lines = [
+        f"job type '{settings.job_type}' (worker name '{settings.worker_name}', "
+        f"up to {settings.max_jobs} jobs at once, job timeout {settings.job_timeout_seconds:g}s)",
+        f"Zeebe connection: {_connection_kind(settings)}",
+    ]
+    if settings.hf_token is None:
+        lines.append("HF_TOKEN is not set: every task must give authentication.token")
+    else:
+        lines.append("HF_TOKEN is set: the default API key for tasks that give no authentication.token")
+    return lines
+
+
+def _connection_kind(settings: Settings) -> str:
+    """Mirrors worker.zeebe.create_channel; names the client id (not a secret), never the secret."""
+    client_id = settings.camunda_client_id
+    oauth = bool(client_id and settings.camunda_client_secret)
+    if oauth and settings.camunda_cluster_id and not settings.zeebe_address:
+        region = settings.camunda_cluster_region or "bru-2"
+        return f"Camunda SaaS cluster {settings.camunda_cluster_id} ({region}), client id {client_id}"
+    if oauth:
+        return f"OAuth client credentials, client id {client_id}, token URL {settings.camunda_oauth_url}"
+    if settings.zeebe_tls or settings.zeebe_ca_certificate:
+        return "TLS" + (f" with CA {settings.zeebe_ca_certificate}" if settings.zeebe_ca_certificate else "")
+    return "plaintext, no authentication"
+
+
 async def _check_zeebe(settings: Settings, timeout: float, report: CheckReport) -> None:
-    address = settings.zeebe_address or "localhost:26500"
-    channel = create_channel(settings)
+    address = settings.zeebe_address or (
+        "Camunda SaaS" if settings.camunda_cluster_id and settings.camunda_client_id else "localhost:26500"
+    )
+    try:
+        channel = create_channel(settings)
+    except OSError as exc:
+        report.problems.append(f"ZEEBE_CA_CERTIFICATE_PATH cannot be read: {exc}")
+        return
     try:
         async with asyncio.timeout(timeout):
             topology = await ZeebeClient(channel).topology()
@@ -47,7 +86,7 @@ async def _check_zeebe(settings: Settings, timeout: float, report: CheckReport) 
             f"Zeebe at {address}: {len(topology.brokers)} broker(s), version {topology.gateway_version}"
         )
     except Exception as exc:
-        report.problems.append(f"Zeebe at {address} is not reachable: {type(exc).__name__} {exc}".strip())
+        report.problems.append(f"Zeebe at {address} is not reachable: {describe_zeebe_error(exc)}")
     finally:
         await channel.close()
 
@@ -60,8 +99,6 @@ async def _check_hugging_face(settings: Settings, timeout: float, report: CheckR
         report.passed.append(f"Hugging Face endpoint {url} answers (HTTP {response.status_code})")
     except httpx.HTTPError as exc:
         report.problems.append(f"Hugging Face endpoint {url} is not reachable: {type(exc).__name__} {exc}".strip())
-    if settings.hf_token is None:
-        report.passed.append("HF_TOKEN is not set: every task must give authentication.token")
 
 
 async def call_once(settings: Settings, variables: dict[str, Any]) -> tuple[bool, Any]:

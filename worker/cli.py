@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,16 @@ def run() -> None:
     """Run the worker until SIGTERM or Ctrl-C."""
     from worker.app import run as run_worker
 
-    sys.exit(asyncio.run(run_worker(_settings())))
+    settings = _settings()
+    try:
+        code = asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:  # Ctrl-C before the worker installed its signal handlers
+        code = 130
+    except Exception:
+        # A bug of ours: one log record (masked, one JSON line in JSON mode), then exit 1 for a restart.
+        logging.getLogger("worker").critical("hf-connector crashed; exiting with code 1", exc_info=True)
+        code = 1
+    sys.exit(code)
 
 
 @main.command()

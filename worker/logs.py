@@ -22,8 +22,12 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update({name: getattr(record, name) for name in CONTEXT_FIELDS if hasattr(record, name)})
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str)
 
 
@@ -34,7 +38,29 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = " ".join(f"{name}={getattr(record, name)}" for name in CONTEXT_FIELDS if hasattr(record, name))
         line = super().format(record)
-        return f"{line} [{context}]" if context else line
+        if not context:
+            return line
+        # The context belongs to the first line; a traceback (if any) follows it.
+        first, newline, rest = line.partition("\n")
+        return f"{first} [{context}]{newline}{rest}"
+
+
+class ContextMaskingFilter(logging.Filter):
+    """Masks secrets in the string context fields (a model may be an endpoint URL with a token) and in
+    stack traces logged with `stack_info`, which the message filter does not see."""
+
+    def __init__(self, masker: Masker) -> None:
+        super().__init__()
+        self.masker = masker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if isinstance(value, str):
+                setattr(record, name, self.masker.mask(value))
+        if record.stack_info:
+            record.stack_info = self.masker.mask(record.stack_info)
+        return True
 
 
 def configure_logging(level: str, fmt: str, masker: Masker) -> None:
@@ -42,9 +68,12 @@ def configure_logging(level: str, fmt: str, masker: Masker) -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     # On the handler, not a logger: records from every library pass through it.
     handler.addFilter(MaskingFilter(masker))
+    handler.addFilter(ContextMaskingFilter(masker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python warnings become log records too, so a JSON log stays one JSON object per line.
+    logging.captureWarnings(True)
     # Third-party debug output is noise at best and, for pyzeebe, whole job payloads at worst.
     # httpx logs every request at INFO, which the per-job line already covers.
     for name, floor in (

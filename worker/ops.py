@@ -12,15 +12,21 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from worker.metrics import REGISTRY
 
 
 @dataclass
 class Health:
-    """Written by the worker's monitor, read by the probes."""
+    """Written by the worker's event loop (Zeebe monitor, heartbeat, pyzeebe's task), read by the probes.
+
+    Ready: pyzeebe's worker task is alive and Zeebe's topology answered on the last try.
+    Live: Zeebe answered within the grace period (counted from the start until the first answer), and
+    the event loop's heartbeat is no older than the grace period.
+    """
 
     liveness_grace_seconds: float
     started_at: float = field(default_factory=time.monotonic)
@@ -29,6 +35,9 @@ class Health:
     last_zeebe_contact: float | None = None
     last_heartbeat: float = field(default_factory=time.monotonic)
     detail: str = "starting"
+
+    def beat(self) -> None:
+        self.last_heartbeat = time.monotonic()
 
     def zeebe_seen(self) -> None:
         now = time.monotonic()
@@ -62,7 +71,10 @@ class OpsServer:
         self.health = health
         self._server = ThreadingHTTPServer((host, port), _handler_for(health))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ops-http", daemon=True)
+        # A short poll interval: stop() waits for it, and stop() is the last step of a shutdown.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="ops-http", daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -79,10 +91,13 @@ class OpsServer:
 def _handler_for(health: Health) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
-            elif self.path in ("/health/live", "/health/ready", "/health"):
-                ok, body = health.live() if self.path == "/health/live" else health.ready()
+            path = urlsplit(self.path).path.rstrip("/") or "/"
+            if path == "/metrics":
+                # Prometheus text format, or OpenMetrics when the scraper asks for it.
+                encoder, content_type = choose_encoder(self.headers.get("accept", ""))
+                self._send(200, encoder(REGISTRY), content_type)
+            elif path in ("/health/live", "/health/ready", "/health"):
+                ok, body = health.live() if path == "/health/live" else health.ready()
                 self._send(200 if ok else 503, json.dumps(body).encode(), "application/json")
             else:
                 self._send(404, b'{"error":"not found"}', "application/json")
