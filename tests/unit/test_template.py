@@ -43,7 +43,7 @@ VERSIONED = TEMPLATES / "versioned"
 TOOLING = REPO / "tooling"
 NODE_MODULES = TOOLING / "node_modules"
 SCHEMA = NODE_MODULES / "@camunda" / "zeebe-element-templates-json-schema" / "resources" / "schema.json"
-MODELERS_DOC = REPO / "docs" / "modelers.md"
+MODELERS_DOC = REPO / "README.md"
 REGENERATE = "run `hf-connector template` (or `python -m worker.template`) to regenerate it"
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -466,7 +466,7 @@ def test_markdown_reference_lists_every_visible_field(template: dict[str, Any]) 
 
 
 def test_modelers_doc_has_the_current_field_table() -> None:
-    assert MODELERS_DOC.exists(), "docs/modelers.md is missing"
+    assert MODELERS_DOC.exists(), "README.md is missing"
     assert render_markdown() in MODELERS_DOC.read_text(encoding="utf-8"), (
-        "the field table in docs/modelers.md is stale: paste the output of `python -m worker.template --markdown`"
+        "the field table in README.md is stale: paste the output of `python -m worker.template --markdown`"
     )
