@@ -304,7 +304,7 @@ def test_oci_labels_match_the_project(stages: list[Stage], final: Stage) -> None
     args = _pairs(final.all("ARG"))
     for key in ("title", "description", "version", "revision", "created", "licenses"):
         assert f"org.opencontainers.image.{key}" in labels, key
-    assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
+    assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]
     assert labels["org.opencontainers.image.version"] == "${VERSION}"
     assert args["VERSION"] == PYPROJECT["project"]["version"], "image version drifted from pyproject"
 
