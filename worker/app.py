@@ -159,7 +159,9 @@ async def run(settings: Settings) -> int:
     work = asyncio.create_task(worker.work(), name="pyzeebe-worker")
     follow_worker_task(work, health)
     helpers = [
-        asyncio.create_task(_monitor(ZeebeClient(channel), health), name="zeebe-monitor"),
+        # -1: pyzeebe's default (10 errors, never reset) would close the shared channel after ~50 s without
+        # Zeebe, and the worker with it.
+        asyncio.create_task(_monitor(ZeebeClient(channel, max_connection_retries=-1), health), name="zeebe-monitor"),
         asyncio.create_task(_heartbeat(health), name="heartbeat"),
     ]
     stopper = asyncio.create_task(stop.wait())

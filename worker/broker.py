@@ -54,6 +54,7 @@ JAVA_OPTS = "-Xmx512m -XX:TieredStopAtLevel=1"
 """Small heap; C1 only: ready in about 6-8 s instead of 10-13 s on 2 cores (measured with 8.6.0, JDK 25)."""
 
 _LOG_NAME = "broker.log"
+_RESTART_ATTEMPTS = 3
 _STARTUP_FAILED = re.compile(r"Failed to start broker|APPLICATION FAILED TO START")
 """A broker that failed to start may keep running (8.6 does when a gRPC/cluster port is taken)."""
 _PORT_TAKEN = re.compile(r"Address already in use|Port \d+ was already in use")
@@ -116,11 +117,46 @@ class Broker:
     startup_seconds: float = 0.0
     log_file: Path | None = None
     _stop: Callable[[], None] | None = field(default=None, repr=False)
+    _process: BrokerProcess | None = field(default=None, repr=False)
 
     def stop(self) -> None:
-        stop, self._stop = self._stop, None
+        stop, self._stop, self._process = self._stop, None, None
         if stop is not None:
             stop()
+
+    def kill(self) -> None:
+        """SIGKILL the broker's whole process group, as a crash would; ``restart()`` brings it back."""
+        self._restartable().kill()
+
+    def restart(self, kill: bool = True, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Stop the broker if it still runs (SIGKILL with ``kill``, else SIGTERM and a grace period), start it
+        again on the same ports and the same data directory, so its state survives, and wait until it is ready.
+
+        Only for a broker started here from the distribution (not Docker, not ``ZEEBE_ADDRESS``)."""
+        process = self._restartable()
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        started = time.monotonic()
+        for attempt in range(1, _RESTART_ATTEMPTS + 1):
+            try:
+                process.start(timeout)
+                break
+            except PortInUseError:
+                # A port of the killed broker may still be held for a moment; the same ports are wanted.
+                if attempt == _RESTART_ATTEMPTS:
+                    raise
+                time.sleep(1.0)
+        self.startup_seconds = time.monotonic() - started
+
+    def _restartable(self) -> BrokerProcess:
+        if self._process is None:
+            raise BrokerError(
+                "only a running broker started here from the distribution can be killed or restarted "
+                f"({self.address}: {'not started here' if not self.started_here else 'Docker, or stopped'})"
+            )
+        return self._process
 
 
 # --------------------------------------------------------------------------- settings
@@ -527,12 +563,85 @@ def start_dist_broker(
     raise AssertionError("unreachable")
 
 
+@dataclass
+class BrokerProcess:
+    """The distribution's broker as a child process group, restartable on its ports and data directory.
+
+    Every start appends to the same log file, so Zeebe's records (``RECORD_LOGGING_ENV``) stay in one place.
+    """
+
+    command: list[str]
+    env: dict[str, str]
+    workdir: Path
+    ports: Ports
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / _LOG_NAME
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.ports.gateway}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{HOST}:{self.ports.management}"
+
+    def start(self, timeout: float) -> None:
+        """Spawn the broker and wait until it is ready; raises ``PortInUseError`` when a port was taken."""
+        started = time.monotonic()
+        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        process = self._spawn()
+        try:
+            wait_until_ready(
+                self.address,
+                self.management_url,
+                started + timeout,
+                died=_failure_watch(process, self.log_file, log_offset),
+                log_tail=lambda: _tail(self.log_file.read_text(errors="replace")),
+            )
+        except BrokerError as error:
+            self.kill()
+            if _PORT_TAKEN.search(self._log_since(log_offset)) is not None:
+                raise PortInUseError(f"one of the ports {self.ports} was taken: {error}") from error
+            raise
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=self.workdir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            )
+        return self.process
+
+    def _log_since(self, offset: int) -> str:
+        with self.log_file.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once (no shutdown hook runs) and reap it."""
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def terminate(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        if self.process is not None:
+            stop_process_group(self.process, grace)
+
+
 def _start_process(
     home: Path, java_home: Path, version: str, ports: Ports, timeout: float, log_records: bool = False
 ) -> Broker:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="zeebe-broker-"))
-    log_file = workdir / _LOG_NAME
     log_config = workdir / "log4j2.xml"
     log_config.write_text(_LOG4J2_XML)
     env = os.environ | broker_env(
@@ -540,51 +649,28 @@ def _start_process(
     )
     if log_records:
         env |= RECORD_LOGGING_ENV
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [str(home / "bin" / "broker")],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
-        )
-    stop = _process_stopper(process, workdir)
-    address = f"{HOST}:{ports.gateway}"
-    management_url = f"http://{HOST}:{ports.management}"
+    process = BrokerProcess([str(home / "bin" / "broker")], env, workdir, ports)
+    stop = _process_stopper(process)
     try:
-        wait_until_ready(
-            address,
-            management_url,
-            started + timeout,
-            died=_failure_watch(process, log_file),
-            log_tail=lambda: _tail(log_file.read_text(errors="replace")),
-        )
-    except BrokerError as error:
-        bind_failed = _PORT_TAKEN.search(log_file.read_text(errors="replace")) is not None
-        stop()
-        if bind_failed:
-            raise PortInUseError(f"one of the ports {ports} was taken: {error}") from error
-        raise
+        process.start(timeout)
     except BaseException:
         stop()
         raise
     return Broker(
-        address=address,
-        management_url=management_url,
+        address=process.address,
+        management_url=process.management_url,
         version=version,
         started_here=True,
         startup_seconds=time.monotonic() - started,
-        log_file=log_file,
+        log_file=process.log_file,
         _stop=stop,
+        _process=process,
     )
 
 
-def _failure_watch(process: subprocess.Popen[bytes], log_file: Path) -> Callable[[], str | None]:
-    """``died`` for ``wait_until_ready``: the process exited, or its log (read incrementally) says it failed."""
-    offset = 0
+def _failure_watch(process: subprocess.Popen[bytes], log_file: Path, offset: int = 0) -> Callable[[], str | None]:
+    """``died`` for ``wait_until_ready``: the process exited, or its log (read incrementally from ``offset``, where
+    this start began writing) says it failed."""
     carry = ""
 
     def died() -> str | None:
@@ -615,7 +701,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _process_stopper(process: subprocess.Popen[bytes], workdir: Path) -> Callable[[], None]:
+def _process_stopper(process: BrokerProcess) -> Callable[[], None]:
+    """Stops whichever process the broker runs as now (it may have been restarted), then removes its files."""
     lock = threading.Lock()
     done = False
 
@@ -625,8 +712,8 @@ def _process_stopper(process: subprocess.Popen[bytes], workdir: Path) -> Callabl
             if done:
                 return
             done = True
-            stop_process_group(process)
-            shutil.rmtree(workdir, ignore_errors=True)
+            process.terminate()
+            shutil.rmtree(process.workdir, ignore_errors=True)
             atexit.unregister(stop)
 
     atexit.register(stop)

@@ -12,9 +12,9 @@ import dataclasses
 import functools
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import TemplateSyntaxError, Undefined
 from jinja2.exceptions import SecurityError, UndefinedError
@@ -55,8 +55,19 @@ class IgnoreError:
 ErrorDecision = BpmnError | JobError | IgnoreError
 
 
+def _refuse_unsafe(value: Any) -> None:
+    """The sandbox answers a forbidden attribute with an Undefined that only raises when used; use it."""
+    if isinstance(value, Undefined) and getattr(value, "_undefined_exception", None) is SecurityError:
+        value._fail_with_undefined_error()  # "access to attribute '__class__' of 'dict' object is unsafe."
+
+
+def _text(value: Any) -> str:
+    _refuse_unsafe(value)
+    return str(value)
+
+
 def _bpmn_error(code: Any, message: Any = "", variables: Mapping[str, Any] | None = None) -> BpmnError:
-    return BpmnError(str(code), str(message), dict(variables or {}))
+    return BpmnError(_text(code), _text(message), dict(variables or {}))
 
 
 def _job_error(
@@ -65,7 +76,7 @@ def _job_error(
     retries: int | None = None,
     retryBackoff: str | None = None,
 ) -> JobError:
-    return JobError(str(message), dict(variables or {}), None if retries is None else int(retries), retryBackoff)
+    return JobError(_text(message), dict(variables or {}), None if retries is None else int(retries), retryBackoff)
 
 
 def _ignore_error(variables: Mapping[str, Any] | None = None) -> IgnoreError:
@@ -157,7 +168,8 @@ def compile_expression(source: str, purpose: str) -> Callable[..., Any]:
     if text.startswith("="):
         text = text[1:].strip()
     try:
-        return _ENVIRONMENT.compile_expression(text, undefined_to_none=True)
+        # Undefined is turned into None by `_defined`, which also tells the sandbox's refusals apart.
+        return _ENVIRONMENT.compile_expression(text, undefined_to_none=False)
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"The {purpose} is not a valid expression: {exc.message} (in: {text[:200]})") from None
     except RecursionError:
@@ -167,27 +179,61 @@ def compile_expression(source: str, purpose: str) -> Callable[..., Any]:
 def evaluate(source: str, purpose: str, context: Mapping[str, Any]) -> Any:
     expression = compile_expression(source, purpose)
     try:
-        value = expression(**context)
+        return _defined(expression(**context))
     except SecurityError as exc:
         raise ExpressionError(f"The {purpose} tried something the sandbox forbids: {exc}") from None
     except UndefinedError as exc:
         raise ExpressionError(f"The {purpose} refers to something that does not exist: {exc}") from None
+    except _NotStorableError as exc:
+        raise ExpressionError(
+            f"The {purpose} returned {exc}, which cannot be stored as a process variable: return text, numbers, "
+            "booleans, lists or mappings (a filter such as map or select needs |list)"
+        ) from None
     except Exception as exc:
         raise ExpressionError(f"The {purpose} failed: {type(exc).__name__}: {exc}") from None
-    return _defined(value)
+
+
+class _NotStorableError(Exception):
+    """A value Zeebe cannot store as JSON (a function, a template object, ...)."""
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+_LAZY_SEQUENCES: tuple[type, ...] = (
+    list,
+    tuple,
+    range,
+    set,
+    frozenset,
+    type({}.keys()),
+    type({}.values()),
+    type({}.items()),
+    Iterator,
+)
 
 
 def _defined(value: Any) -> Any:
-    """Undefined becomes None at any depth, so it can be stored as a process variable."""
+    """A JSON-storable copy: Undefined becomes None at any depth, lazy sequences (a filter's generator,
+    range, dict views) become lists; the sandbox's refusals raise, and so does anything else."""
     if isinstance(value, Undefined):
+        _refuse_unsafe(value)
         return None
-    if isinstance(value, dict):
-        return {key: _defined(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_defined(item) for item in value]
+    if isinstance(value, str):
+        return str(value)  # Markup too
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return {_storable_key(key): _defined(item) for key, item in value.items()}
+    if isinstance(value, _LAZY_SEQUENCES):
+        return [_defined(item) for item in cast(Iterable[Any], value)]
     if isinstance(value, BpmnError | JobError | IgnoreError):
         return dataclasses.replace(value, variables=_defined(dict(value.variables)))
-    return value
+    raise _NotStorableError(f"a {type(value).__name__}")
+
+
+def _storable_key(key: Any) -> Any:
+    if isinstance(key, _JSON_SCALARS):
+        return str(key) if isinstance(key, str) else key
+    raise _NotStorableError(f"a mapping with a {type(key).__name__} as a key")
 
 
 def evaluate_result_expression(source: str, context: Mapping[str, Any]) -> dict[str, Any]:

@@ -125,7 +125,9 @@ class JobHandler:
             await extend_deadline(call.request.total_timeout + self.limiter.max_wait_seconds)
         result, failure, seconds = await self._call(call)
         outcome = self._decide(job, headers, call, result, failure)
-        return Report(self._finish(outcome), call.model, result.status if result else None, seconds)
+        # The model is a metric label and a log field: a model id or endpoint URL kept as a secret is masked.
+        model = self.masker.mask(call.model)
+        return Report(self._finish(outcome), model, result.status if result else None, seconds)
 
     # --- before the call ------------------------------------------------------------------------
 

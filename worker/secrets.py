@@ -104,24 +104,29 @@ class Masker:
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._values: set[str] = set()
+        self._added: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
+        # Every job resolves the same few secrets again: a value added before costs one set lookup.
+        new = [value for value in values if value not in self._added]
+        if not new:
+            return
         fresh = {
             form
-            for value in values
+            for value in new
             if len(value) >= MIN_MASKED_LENGTH
             for form in _echoed_forms(value)
             if form not in self._values
         }
-        if not fresh:
-            return
         with self._lock:
-            self._values |= fresh
-            # Longest first, so a secret that contains another is masked whole.
-            alternatives = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+            if fresh:
+                self._values |= fresh
+                # Longest first, so a secret that contains another is masked whole.
+                alternatives = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+            self._added.update(new)  # only once its pattern is in place
 
     def mask(self, text: str) -> str:
         pattern = self._pattern
@@ -164,11 +169,12 @@ class SecretResolver:
         raise MissingSecretError(secret_name, [provider.where(secret_name) for provider in self.providers])
 
     def resolve(self, data: Any) -> Any:
-        """A copy of JSON-like data with placeholders in every string replaced; raises MissingSecretError."""
+        """A copy of JSON-like data with placeholders in every string (keys included, as Camunda resolves the
+        variables' JSON text) replaced; raises MissingSecretError."""
         if isinstance(data, str):
             return self._resolve_text(data) if ("secrets." in data) else data
         if isinstance(data, Mapping):
-            return {key: self.resolve(value) for key, value in data.items()}
+            return {self.resolve(key): self.resolve(value) for key, value in data.items()}
         if isinstance(data, list | tuple):
             return [self.resolve(item) for item in data]
         return data

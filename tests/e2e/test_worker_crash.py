@@ -1,0 +1,205 @@
+"""A worker that dies in the middle of a call loses nothing; one that is asked to stop finishes its jobs.
+
+SIGKILL: the job stays activated until its deadline, then Zeebe hands it to another worker. The worker
+extends a job's deadline before a call that could outlive it (worker/zeebe.py: worst-case call time +
+30 s margin); with a 10 s job timeout and a 1 + 3 s worst case, the deadline becomes about 34 s after
+the call starts, and the job must not be handed out before that (which would mean two workers calling
+Hugging Face for one job while the first is still alive). The rate limiter is off
+(HF_CONNECTOR_REQUESTS_PER_MINUTE=0), so its 60 s window is not part of the worst case.
+
+SIGTERM: no new jobs are activated, the jobs in flight finish and are completed, the worker exits 0
+within its grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyzeebe import ZeebeClient
+
+from tests.conftest import SUITE_SECRETS
+from tests.support.bpmn import connector_process, feel_string, unique_process_id
+from tests.support.connector import Connector
+from tests.support.hf_standin import HfStandin, Reply
+from tests.support.records import Record, ZeebeRecords
+from tests.support.zeebe_helpers import deploy_xml
+
+pytestmark = pytest.mark.e2e
+
+JOB_TIMEOUT = 10
+CONNECT_TIMEOUT, READ_TIMEOUT = 1, 3
+DEADLINE_MARGIN = 30  # worker/zeebe.py _DEADLINE_MARGIN_SECONDS
+EXTENDED_DEADLINE = CONNECT_TIMEOUT + READ_TIMEOUT + DEADLINE_MARGIN
+SHUTDOWN_GRACE = 10
+
+
+async def until(probe: Callable[[], Any], what: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout}s")
+        await asyncio.sleep(0.05)
+    return found
+
+
+def job_records(records: ZeebeRecords, intent: str, pik: int) -> list[Record]:
+    return records.matching("JOB", intent, processInstanceKey=pik)
+
+
+def completion(records: ZeebeRecords, pik: int) -> Callable[[], list[Record]]:
+    return lambda: records.matching(
+        "PROCESS_INSTANCE", "ELEMENT_COMPLETED", processInstanceKey=pik, bpmnElementType="PROCESS"
+    )
+
+
+@pytest.fixture
+def records() -> ZeebeRecords:
+    return ZeebeRecords.of_session()
+
+
+@pytest.fixture
+def make_worker(zeebe_address: str, hf: HfStandin, tmp_path: Path) -> Iterator[Callable[..., Connector]]:
+    """Starts workers of one job type of their own; whatever is still running at the end is stopped."""
+    job_type = f"hf-crash-{uuid.uuid4().hex[:8]}"
+    started: list[Connector] = []
+
+    def make(name: str, **env: str) -> Connector:
+        worker = Connector(
+            zeebe_address=zeebe_address,
+            hf_url=hf.url,
+            job_type=job_type,
+            log_path=tmp_path / f"{name}.log",
+            env={
+                **{f"SECRET_{key}": value for key, value in SUITE_SECRETS.items()},
+                "HF_CONNECTOR_WORKER_NAME": name,
+                "HF_CONNECTOR_REQUESTS_PER_MINUTE": "0",
+                **env,
+            },
+        )
+        started.append(worker)
+        return worker.start()
+
+    yield make
+    for worker in started:
+        worker.stop()
+
+
+async def deploy(zeebe: ZeebeClient, bpmn_dir: Path, job_type: str, model: str) -> str:
+    process_id = unique_process_id("crash")
+    inputs = {
+        "authentication.token": "{{secrets.HUGGING_FACE_TOKEN}}",
+        "model": feel_string(model),
+        "input": "={inputs: text}",
+        "connectionTimeoutInSeconds": f"={CONNECT_TIMEOUT}",
+        "readTimeoutInSeconds": f"={READ_TIMEOUT}",
+    }
+    xml = connector_process(process_id, job_type, inputs=inputs, headers={"resultVariable": "r"})
+    await deploy_xml(zeebe, xml, bpmn_dir, process_id)
+    return process_id
+
+
+async def test_a_job_of_a_killed_worker_is_handed_out_after_its_deadline_and_completed_by_another(
+    zeebe: ZeebeClient,
+    make_worker: Callable[..., Connector],
+    hf: HfStandin,
+    bpmn_dir: Path,
+    records: ZeebeRecords,
+) -> None:
+    first = make_worker("crash-first", HF_CONNECTOR_JOB_TIMEOUT_SECONDS=str(JOB_TIMEOUT))
+    model = f"crash/killed-mid-call-{uuid.uuid4().hex[:8]}"
+    hf.script(model, Reply(json=[{"generated_text": "never delivered"}], delay=60))
+    process_id = await deploy(zeebe, bpmn_dir, first.job_type, model)
+    pik = (await zeebe.run_process(process_id, {"text": "kill me"})).process_instance_key
+
+    await until(lambda: hf.requests_for(model), "call from the first worker", timeout=20)
+    call_started = time.monotonic()
+    assert first.process is not None
+    first.process.send_signal(signal.SIGKILL)
+    assert first.wait_exit(10) == -signal.SIGKILL
+    (activated,) = await until(lambda: job_records(records, "TIMEOUT_UPDATED", pik), "deadline extension", 5)
+    assert activated["value"]["worker"] == "crash-first"
+
+    second = make_worker("crash-second", HF_CONNECTOR_JOB_TIMEOUT_SECONDS=str(JOB_TIMEOUT))
+    await until(lambda: job_records(records, "TIMED_OUT", pik), "job timeout", timeout=EXTENDED_DEADLINE + 15)
+    timed_out_after = time.monotonic() - call_started
+    await until(completion(records, pik), "completion by the second worker", timeout=20)
+
+    # Not before the extended deadline (the first worker could still have been calling), nor long after.
+    assert EXTENDED_DEADLINE - 2 <= timed_out_after <= EXTENDED_DEADLINE + 10, timed_out_after
+    (completed,) = job_records(records, "COMPLETED", pik)
+    assert completed["value"]["worker"] == "crash-second"
+    assert not records.matching("INCIDENT", "CREATED", processInstanceKey=pik)
+    assert job_records(records, "FAILED", pik) == []
+    assert len(hf.requests_for(model)) == 2, "one call by each worker"
+    assert second.health()[0] == 200
+
+
+async def test_sigterm_lets_jobs_in_flight_finish_and_exits_0_within_the_grace_period(
+    zeebe: ZeebeClient,
+    make_worker: Callable[..., Connector],
+    hf: HfStandin,
+    bpmn_dir: Path,
+    records: ZeebeRecords,
+) -> None:
+    worker = make_worker("graceful", HF_CONNECTOR_SHUTDOWN_GRACE_SECONDS=str(SHUTDOWN_GRACE))
+    model = f"crash/in-flight-{uuid.uuid4().hex[:8]}"
+    call_seconds = 2.5
+    hf.script(model, *[Reply(json=[{"generated_text": f"done {i}"}], delay=call_seconds) for i in range(3)])
+    process_id = await deploy(zeebe, bpmn_dir, worker.job_type, model)
+    piks = [(await zeebe.run_process(process_id, {"text": f"job {i}"})).process_instance_key for i in range(3)]
+    await until(lambda: len(hf.requests_for(model)) == 3, "three calls in flight", timeout=20)
+
+    worker.signal(signal.SIGTERM)
+    stopping = time.monotonic()
+    exit_code = await asyncio.to_thread(worker.wait_exit, SHUTDOWN_GRACE + 5)
+    stopped_after = time.monotonic() - stopping
+
+    assert exit_code == 0
+    assert stopped_after < SHUTDOWN_GRACE, stopped_after
+    for pik in piks:
+        await until(completion(records, pik), f"completion of {pik}", timeout=5)
+        (completed,) = job_records(records, "COMPLETED", pik)
+        assert completed["value"]["worker"] == "graceful"
+    assert len(hf.requests_for(model)) == 3
+    log = worker.log_text()
+    assert "Stopping: no new jobs" in log and "hf-connector stopped (exit code 0)" in log
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: after SIGTERM the worker still activates and runs new jobs: pyzeebe's stop() only sets flags, "
+    "so the long poll and the job stream that are open keep delivering jobs until the executors stop "
+    "(README: 'SIGTERM: no new jobs are activated'); under a steady load the grace period then cancels "
+    "calls midway and those jobs wait for their timeout",
+)
+async def test_no_job_is_activated_after_sigterm(
+    zeebe: ZeebeClient,
+    make_worker: Callable[..., Connector],
+    hf: HfStandin,
+    bpmn_dir: Path,
+    records: ZeebeRecords,
+) -> None:
+    worker = make_worker("graceful-late", HF_CONNECTOR_SHUTDOWN_GRACE_SECONDS=str(SHUTDOWN_GRACE))
+    model, late_model = f"crash/in-flight-{uuid.uuid4().hex[:8]}", f"crash/late-{uuid.uuid4().hex[:8]}"
+    hf.script(model, Reply(json=[{"generated_text": "done"}], delay=2.5))
+    process_id = await deploy(zeebe, bpmn_dir, worker.job_type, model)
+    late_process = await deploy(zeebe, bpmn_dir, worker.job_type, late_model)
+    pik = (await zeebe.run_process(process_id, {"text": "in flight"})).process_instance_key
+    await until(lambda: hf.requests_for(model), "the call in flight", timeout=20)
+
+    worker.signal(signal.SIGTERM)
+    late_pik = (await zeebe.run_process(late_process, {"text": "too late"})).process_instance_key
+    try:
+        assert await asyncio.to_thread(worker.wait_exit, SHUTDOWN_GRACE + 5) == 0
+        await until(completion(records, pik), "completion of the job in flight", timeout=5)
+        assert hf.requests_for(late_model) == [], "a job was activated after SIGTERM"
+        assert not job_records(records, "COMPLETED", late_pik)
+    finally:
+        await zeebe.cancel_process_instance(late_pik)
