@@ -13,13 +13,16 @@ import base64
 import codecs
 import json
 import time
-from collections.abc import Mapping
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import httpx
 
 from worker.destinations import BlockedDestinationError, DestinationGuard
+from worker.http_transport import ACCEPT_ENCODING, AiohttpSession, header_encoding
 
 _TEXT_TYPES = ("text/", "application/xml", "application/x-www-form-urlencoded", "application/javascript")
 _MAX_REDIRECTS = 5
@@ -82,7 +85,25 @@ class DestinationNotAllowedError(HttpError):
     """The outbound rules forbid the host."""
 
 
+@dataclass(slots=True)
+class _Answer:
+    """One HTTP answer, whichever way it came: status, reason, flattened headers, decoded body."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: Any
+
+    @property
+    def is_redirect(self) -> bool:
+        return 300 <= self.status <= 399 and "location" in self.headers
+
+
 class HttpCore:
+    """Sends `HttpRequest`s. By default over aiohttp's pool (worker/http_transport.py), building each
+    request as httpx would; with an httpx transport given (tests) or a proxy set in the environment,
+    through an `httpx.AsyncClient`."""
+
     def __init__(
         self,
         *,
@@ -100,39 +121,47 @@ class HttpCore:
             follow_redirects=False,  # redirects are followed here, so each hop passes the guard
             transport=transport,
         )
+        self._wire: AiohttpSession | None = None
+        if transport is None and not _proxy_in_environment():
+            self._wire = AiohttpSession(max_connections=max_connections)
+            defaults = {name.lower(): (name, value) for name, value in self._client.headers.items()}
+            self._default_headers = defaults | {"accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING)}
 
     async def aclose(self) -> None:
+        if self._wire is not None:
+            await self._wire.aclose()
         await self._client.aclose()
 
     async def send(self, request: HttpRequest) -> HttpResult:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(request.total_timeout):
-                response, body = await self._send_following_redirects(request)
+                answer = await self._send_following_redirects(request)
         except TimeoutError:
             raise HttpTimeoutError("complete response", request.total_timeout) from None
         return HttpResult(
-            status=response.status_code,
-            reason=response.reason_phrase,
-            headers=flatten_headers(response.headers),
-            body=body,
+            status=answer.status,
+            reason=answer.reason,
+            headers=answer.headers,
+            body=answer.body,
             elapsed_seconds=time.perf_counter() - started,
         )
 
-    async def _send_following_redirects(self, request: HttpRequest) -> tuple[httpx.Response, Any]:
+    async def _send_following_redirects(self, request: HttpRequest) -> _Answer:
         url, method, headers, hops = request.url, request.method, dict(request.headers), 0
         while True:
             await self._check_destination(url)
-            response, body = await self._send_once(request, url, method, headers)
-            if not (self.follow_redirects and response.is_redirect) or hops >= _MAX_REDIRECTS:
-                return response, body
+            answer = await self._send_once(request, url, method, headers)
+            if not (self.follow_redirects and answer.is_redirect) or hops >= _MAX_REDIRECTS:
+                return answer
             hops += 1
-            next_url = response.url.join(response.headers["location"])
-            if _origin(next_url) != _origin(response.url):
+            current = httpx.URL(url)
+            next_url = current.join(answer.headers["location"])
+            if _origin(next_url) != _origin(current):
                 # The token belongs to the host it was meant for, never to where a redirect points.
                 headers.pop("authorization", None)
             url = str(next_url)
-            if response.status_code == 303:
+            if answer.status == 303:
                 method = "GET"
 
     async def _check_destination(self, url: str) -> None:
@@ -141,9 +170,23 @@ class HttpCore:
         except BlockedDestinationError as exc:
             raise DestinationNotAllowedError(str(exc)) from None
 
-    async def _send_once(
+    async def _send_once(self, request: HttpRequest, url: str, method: str, headers: dict[str, str]) -> _Answer:
+        try:
+            if self._wire is not None:
+                status, reason, flat, raw = await self._exchange_on_wire(self._wire, request, url, method, headers)
+            else:
+                status, reason, flat, raw = await self._exchange_with_httpx(request, url, method, headers)
+        except httpx.ConnectTimeout:
+            raise HttpTimeoutError("connection", request.connect_timeout) from None
+        except httpx.TimeoutException:
+            raise HttpTimeoutError("response", request.read_timeout) from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise HttpConnectionError(_describe_transport_error(exc)) from None
+        return _Answer(status, reason, flat, decode_body(raw, flat.get("content-type", "")))
+
+    async def _exchange_with_httpx(
         self, request: HttpRequest, url: str, method: str, headers: dict[str, str]
-    ) -> tuple[httpx.Response, Any]:
+    ) -> tuple[int, str, dict[str, str], bytes]:
         timeout = httpx.Timeout(request.read_timeout, connect=request.connect_timeout)
         http_request = self._client.build_request(
             method,
@@ -153,31 +196,85 @@ class HttpCore:
             content=request.content,
             timeout=timeout,
         )
+        response = await self._client.send(http_request, stream=True)
         try:
-            response = await self._client.send(http_request, stream=True)
-            try:
-                raw = await self._read_capped(response)
-            finally:
-                await response.aclose()
-        except httpx.ConnectTimeout:
-            raise HttpTimeoutError("connection", request.connect_timeout) from None
-        except httpx.TimeoutException:
-            raise HttpTimeoutError("response", request.read_timeout) from None
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise HttpConnectionError(_describe_transport_error(exc)) from None
-        return response, decode_body(raw, response.headers.get("content-type", ""))
+            raw = await self._read_capped(response.headers.get("content-length"), response.aiter_bytes())
+        finally:
+            await response.aclose()
+        return response.status_code, response.reason_phrase, flatten_headers(response.headers), raw
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
-        declared = response.headers.get("content-length")
+    async def _exchange_on_wire(
+        self, wire: AiohttpSession, request: HttpRequest, url: str, method: str, headers: dict[str, str]
+    ) -> tuple[int, str, dict[str, str], bytes]:
+        target = _parsed_url(url)  # httpx's validation and normalisation, once per URL
+        body, wire_headers = self._wire_request(method, request, headers)
+        answer = await wire.request(
+            method,
+            target,
+            wire_headers,
+            body,
+            connect_timeout=request.connect_timeout,
+            read_timeout=request.read_timeout,
+        )
+        try:
+            raw = await self._read_capped(answer.header("content-length"), answer.chunks())
+        finally:
+            answer.close()
+        return answer.status, answer.reason, flatten_raw_headers(answer.raw_headers), raw
+
+    def _wire_request(
+        self, method: str, request: HttpRequest, headers: dict[str, str]
+    ) -> tuple[bytes | None, dict[str, str]]:
+        """The body and the headers httpx would send: its defaults, the caller's, then the body's."""
+        merged = dict(self._default_headers)
+        for name, value in headers.items():
+            merged[name.lower()] = (name, value)
+        body: bytes | None
+        if request.content is not None:
+            body = request.content
+            content_headers = {"content-length": ("Content-Length", str(len(body)))}
+        elif request.json_body is not None:
+            body = json.dumps(request.json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+            content_headers = {
+                "content-length": ("Content-Length", str(len(body))),
+                "content-type": ("Content-Type", "application/json"),
+            }
+        else:
+            body = None
+            content_headers = {"content-length": ("Content-Length", "0")} if method in _BODY_METHODS else {}
+        for key, item in content_headers.items():
+            merged.setdefault(key, item)  # the caller's own Content-Type wins, as with httpx
+        return body, dict(merged.values())
+
+    async def _read_capped(self, declared: str | None, chunks: AsyncIterator[bytes]) -> bytes:
         if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
             raise ResponseTooLargeError(self.max_response_bytes)
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
+        parts, size = [], 0
+        async for chunk in chunks:
             size += len(chunk)
             if size > self.max_response_bytes:
                 raise ResponseTooLargeError(self.max_response_bytes)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@lru_cache(maxsize=512)
+def _parsed_url(url: str) -> str:
+    """The URL as httpx would send it (raises httpx.InvalidURL / UnsupportedProtocol as httpx would)."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{parsed.scheme}://'.")
+    if not parsed.host:
+        raise httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
+    return str(parsed)
+
+
+def _proxy_in_environment() -> bool:
+    """A proxy set by HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, which only httpx's own transport speaks to."""
+    return any(scheme in urllib.request.getproxies() for scheme in ("http", "https", "all"))
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -189,6 +286,16 @@ def flatten_headers(headers: httpx.Headers) -> dict[str, str]:
     for name, value in headers.multi_items():
         key = name.lower()
         flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return flat
+
+
+def flatten_raw_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """`flatten_headers` for raw header pairs, decoded as httpx decodes them."""
+    encoding = header_encoding(raw)
+    flat: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.decode(encoding).lower(), value.decode(encoding)
+        flat[key] = f"{flat[key]}, {text}" if key in flat else text
     return flat
 
 

@@ -8,6 +8,7 @@ job fails with retries 0 (an incident at once) and an explicit backoff, which `J
 # No `from __future__ import annotations` here: pyzeebe finds the job parameter by comparing the
 # annotation with the `Job` class itself, which a string annotation never equals.
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,18 @@ from pyzeebe import (
     create_oauth2_client_credentials_channel,
     create_secure_channel,
 )
-from pyzeebe.errors import JobAlreadyDeactivatedError, JobNotFoundError
+from pyzeebe.errors import (
+    JobAlreadyDeactivatedError,
+    JobNotFoundError,
+    StreamActivateJobsRequestInvalidError,
+    ZeebeBackPressureError,
+    ZeebeDeadlineExceeded,
+    ZeebeGatewayUnavailableError,
+    ZeebeInternalError,
+)
+from pyzeebe.worker.job_executor import JobExecutor
+from pyzeebe.worker.job_poller import JobPoller, JobStreamer
+from pyzeebe.worker.task_state import TaskState
 
 from worker import metrics
 from worker.config import Settings
@@ -78,12 +90,137 @@ class _OutcomeSignal(Exception):
 OnReport = Callable[[JobContext, Report, float], None]
 
 
+class _Slots(TaskState):
+    """How many jobs of a task this worker holds, and whether it may take one more.
+
+    At most `limit` jobs are held and handled at once (Hugging Face calls in flight). A job stops
+    counting when its handler is done, while its outcome is being sent: Zeebe's acknowledgement is not
+    waited for, as with the Java client and Spring Zeebe, which send completions asynchronously. The
+    semaphore keeps the bound strict when a poll and the stream deliver at the same moment.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.running = asyncio.Semaphore(limit)
+        self._changed = asyncio.Event()
+        self._handled: set[int] = set()
+
+    def count_active(self) -> int:
+        """Jobs held and not yet handled."""
+        return super().count_active() - len(self._handled)
+
+    def room(self) -> int:
+        return self.limit - self.count_active()
+
+    def handled(self, job: Job) -> None:
+        self._handled.add(job.key)
+        self._changed.set()
+
+    def remove(self, job: Job) -> None:
+        super().remove(job)
+        self._handled.discard(job.key)
+        self._changed.set()
+
+    async def wait_for_room(self) -> None:
+        while self.room() <= 0:
+            self._changed.clear()
+            await self._changed.wait()
+
+
+class _BoundedPoller(JobPoller):
+    """Polls for as many jobs as there is room for. pyzeebe's poller instead sleeps `poll_retry_delay`
+    whole seconds whenever it is full (and logs a warning each time), which leaves slots idle."""
+
+    task_state: _Slots
+
+    async def activate_max_jobs(self) -> None:
+        await self.task_state.wait_for_room()
+        await self.poll_once()
+
+    def calculate_max_jobs_to_activate(self) -> int:
+        return max(0, min(self.task_state.room(), self.task.config.max_jobs_to_activate))
+
+
+class _BoundedStreamer(JobStreamer):
+    """Takes the next pushed job only when there is room for it. pyzeebe takes every pushed job at
+    once, so streaming had no bound at all: jobs piled up in the worker (and in the HTTP pool's queue)
+    instead of staying with Zeebe. Unread, the stream applies gRPC flow control and the gateway hands
+    the jobs it cannot push back to Zeebe for polling or for another worker."""
+
+    task_state: _Slots
+
+    async def activate_stream(self) -> None:
+        # pyzeebe's JobStreamer.activate_stream, with the wait for room before each job.
+        try:
+            jobs = self.zeebe_adapter.stream_activate_jobs(
+                task_type=self.task.type,
+                worker=self.worker_name,
+                timeout=self.task.config.timeout_ms,
+                variables_to_fetch=self.task.config.variables_to_fetch or [],
+                stream_request_timeout=self.stream_request_timeout,
+                tenant_ids=self.tenant_ids,
+            )
+            while True:
+                await self.task_state.wait_for_room()
+                job = await anext(jobs, None)
+                if job is None:
+                    return
+                self.task_state.add(job)
+                await self.queue.put(job)
+        except StreamActivateJobsRequestInvalidError:
+            logger.warning("Stream job requests was invalid for task %s", self.task.type)
+            raise
+        except (ZeebeBackPressureError, ZeebeGatewayUnavailableError, ZeebeInternalError, ZeebeDeadlineExceeded) as e:
+            logger.warning("Failed to stream jobs from the gateway. Exception: %r. Retrying in 5 seconds...", e)
+            await asyncio.sleep(5)
+
+
+class _BoundedWorker(ZeebeWorker):
+    """A ZeebeWorker whose polling and streaming respect `_Slots` (pyzeebe 4.7's do not, see above)."""
+
+    slots: dict[str, _Slots]
+
+    def _init_tasks(self) -> None:
+        # pyzeebe's ZeebeWorker._init_tasks with the bounded poller and streamer.
+        self._job_executors, self._job_pollers, self._job_streamers = [], [], []
+        self.slots = {}
+        for task in self.tasks:
+            jobs_queue = asyncio.Queue[Job]()
+            slots = self.slots[task.type] = _Slots(task.config.max_running_jobs)
+            self._job_pollers.append(
+                _BoundedPoller(
+                    zeebe_adapter=self.zeebe_adapter,
+                    task=task,
+                    queue=jobs_queue,
+                    worker_name=self.name,
+                    request_timeout=self.request_timeout,
+                    task_state=slots,
+                    poll_retry_delay=self.poll_retry_delay,
+                    tenant_ids=self.tenant_ids,
+                )
+            )
+            self._job_executors.append(JobExecutor(task, jobs_queue, slots, self.zeebe_adapter))
+            if self._stream_enabled:
+                self._job_streamers.append(
+                    _BoundedStreamer(
+                        zeebe_adapter=self.zeebe_adapter,
+                        task=task,
+                        queue=jobs_queue,
+                        worker_name=self.name,
+                        stream_request_timeout=self._stream_request_timeout,
+                        task_state=slots,
+                        tenant_ids=self.tenant_ids,
+                    )
+                )
+
+
 def build_worker(
     settings: Settings, channel: grpc.aio.Channel, handler: JobHandler, on_report: OnReport
 ) -> ZeebeWorker:
     # -1: retry the gateway forever; pyzeebe never resets its retry counter, so a finite limit would
     # eventually stop the pollers for good after enough broker restarts (REFERENCE.md section 3).
-    worker = ZeebeWorker(
+    worker = _BoundedWorker(
         channel,
         name=settings.worker_name,
         max_connection_retries=-1,
@@ -104,7 +241,12 @@ def build_worker(
     )
     async def hugging_face(job: Job, **_fetched: Any) -> dict[str, Any]:
         # pyzeebe also passes the fetched variables as keywords; the handler reads them from the job.
-        return await _handle(worker, handler, job, on_report)
+        slots = worker.slots[job.type]
+        try:
+            async with slots.running:
+                return await _handle(worker, handler, job, on_report)
+        finally:
+            slots.handled(job)  # the next job may start while pyzeebe reports this one's outcome
 
     return worker
 
