@@ -10,7 +10,7 @@ import signal
 from dataclasses import dataclass
 
 import grpc
-from pyzeebe import ZeebeClient, ZeebeWorker
+from pyzeebe import ZeebeClient
 
 from worker import metrics
 from worker.config import Settings
@@ -22,7 +22,7 @@ from worker.jobs import SECRET_MISSING, Complete, Fail, JobContext, JobHandler, 
 from worker.logs import configure_logging
 from worker.ops import Health, OpsServer
 from worker.secrets import Masker, SecretResolver, build_providers
-from worker.zeebe import build_worker, create_channel
+from worker.zeebe import BoundedWorker, build_worker, create_channel
 
 logger = logging.getLogger("worker")
 # Zeebe's topology is asked for every few seconds, each call bounded by a short timeout so that a
@@ -240,13 +240,14 @@ def _crash_code(work: asyncio.Task[None]) -> int:
     return 1
 
 
-async def _shutdown(worker: ZeebeWorker, work: asyncio.Task[None], grace_seconds: float) -> None:
+async def _shutdown(worker: BoundedWorker, work: asyncio.Task[None], grace_seconds: float) -> None:
     """Stop activating jobs, let jobs in flight finish within the grace period, then leave.
 
     A job still running after the grace period is not lost: its deadline passes and Zeebe hands it
     to another worker.
     """
     logger.info("Stopping: no new jobs; waiting up to %ss for jobs in flight", grace_seconds)
+    worker.close_intake()
     try:
         async with asyncio.timeout(grace_seconds):
             await worker.stop()

@@ -45,6 +45,7 @@ from worker.jobs import Complete, Fail, JobContext, JobHandler, Outcome, Report,
 
 logger = logging.getLogger(__name__)
 _DEADLINE_MARGIN_SECONDS = 30.0
+HANDED_BACK = "The worker is shutting down; the job was handed back untouched for another worker"
 
 
 def create_channel(settings: Settings) -> grpc.aio.Channel:
@@ -176,10 +177,18 @@ class _BoundedStreamer(JobStreamer):
             await asyncio.sleep(5)
 
 
-class _BoundedWorker(ZeebeWorker):
-    """A ZeebeWorker whose polling and streaming respect `_Slots` (pyzeebe 4.7's do not, see above)."""
+class BoundedWorker(ZeebeWorker):
+    """A ZeebeWorker whose polling and streaming respect `_Slots` (pyzeebe 4.7's do not, see above), and
+    that can stop taking on work before pyzeebe's pollers and stream have wound down."""
 
     slots: dict[str, _Slots]
+    accepting: bool = True
+
+    def close_intake(self) -> None:
+        """From now on a job that still arrives (an open long poll or stream delivers it after stop()) is
+        handed back untouched: failed with its retries unchanged and no backoff, so another worker takes
+        it at once and no retry is spent."""
+        self.accepting = False
 
     def _init_tasks(self) -> None:
         # pyzeebe's ZeebeWorker._init_tasks with the bounded poller and streamer.
@@ -217,10 +226,10 @@ class _BoundedWorker(ZeebeWorker):
 
 def build_worker(
     settings: Settings, channel: grpc.aio.Channel, handler: JobHandler, on_report: OnReport
-) -> ZeebeWorker:
+) -> BoundedWorker:
     # -1: retry the gateway forever; pyzeebe never resets its retry counter, so a finite limit would
     # eventually stop the pollers for good after enough broker restarts (REFERENCE.md section 3).
-    worker = _BoundedWorker(
+    worker = BoundedWorker(
         channel,
         name=settings.worker_name,
         max_connection_retries=-1,
@@ -241,6 +250,8 @@ def build_worker(
     )
     async def hugging_face(job: Job, **_fetched: Any) -> dict[str, Any]:
         # pyzeebe also passes the fetched variables as keywords; the handler reads them from the job.
+        if not worker.accepting:
+            raise _OutcomeSignal(Fail(HANDED_BACK, retries=job.retries))
         slots = worker.slots[job.type]
         try:
             async with slots.running:

@@ -172,13 +172,6 @@ async def test_sigterm_lets_jobs_in_flight_finish_and_exits_0_within_the_grace_p
     assert "Stopping: no new jobs" in log and "hf-connector stopped (exit code 0)" in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after SIGTERM the worker still activates and runs new jobs: pyzeebe's stop() only sets flags, "
-    "so the long poll and the job stream that are open keep delivering jobs until the executors stop "
-    "(README: 'SIGTERM: no new jobs are activated'); under a steady load the grace period then cancels "
-    "calls midway and those jobs wait for their timeout",
-)
 async def test_no_job_is_activated_after_sigterm(
     zeebe: ZeebeClient,
     make_worker: Callable[..., Connector],
