@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ from typing import Any
 from bench.bare_worker import CANNED_RESULT
 from bench.procstat import cpu_seconds, peak_rss_bytes
 from tests.support.bpmn import connector_process
+from worker.broker import die_with_parent
 from worker.huggingface.contract import fetched_variable_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,6 +146,8 @@ class Subject:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # A benchmark killed outright must not leave workers polling a broker behind it.
+                preexec_fn=die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
         self.processes.append(process)
         return process

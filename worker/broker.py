@@ -617,7 +617,7 @@ class BrokerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+                preexec_fn=die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
         return self.process
 
@@ -689,7 +689,7 @@ def _failure_watch(process: subprocess.Popen[bytes], log_file: Path, offset: int
     return died
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: SIGTERM the broker if the Python process that started it dies without stopping it.
 
     The kernel ties this to the starting *thread*, hence only used when started from the main thread.
