@@ -13,6 +13,7 @@ from pyzeebe import ZeebeClient, create_insecure_channel
 
 from tests.support.connector import Connector
 from tests.support.hf_standin import HfStandin
+from tests.support.records import ZeebeRecords
 
 pytest_plugins = ["tests.support.broker_fixture"]
 
@@ -55,6 +56,13 @@ async def zeebe(zeebe_address: str) -> AsyncIterator[ZeebeClient]:
     channel = create_insecure_channel(grpc_address=zeebe_address)
     yield ZeebeClient(channel)
     await channel.close()
+
+
+@pytest.fixture(scope="session")
+def records() -> ZeebeRecords:
+    """Zeebe's own records of the session broker (incidents, job failures, completions), read
+    incrementally by one reader per test process."""
+    return ZeebeRecords.of_session()
 
 
 @pytest.fixture

@@ -281,11 +281,6 @@ async def assert_still_serving(zeebe: ZeebeClient, bpmn_dir: Path, worker: Conne
 
 
 @pytest.fixture
-def records() -> ZeebeRecords:
-    return ZeebeRecords.of_session()
-
-
-@pytest.fixture
 def small_input_connector(
     zeebe_address: str, hf: HfStandin, tmp_path: Path, worker_id_suffix: str
 ) -> Iterator[Connector]:

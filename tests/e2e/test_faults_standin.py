@@ -104,11 +104,6 @@ def missing_words(message: str, words: tuple[str, ...]) -> list[str]:
 
 
 @pytest.fixture
-def records() -> ZeebeRecords:
-    return ZeebeRecords.of_session()
-
-
-@pytest.fixture
 def small_response_connector(
     zeebe_address: str, hf: HfStandin, tmp_path: Path, worker_id_suffix: str
 ) -> Iterator[Connector]:

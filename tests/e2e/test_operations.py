@@ -59,11 +59,6 @@ async def deploy_task(
     return process_id
 
 
-@pytest.fixture(scope="module")
-def records() -> ZeebeRecords:
-    return ZeebeRecords.of_session()
-
-
 # --- the shared worker: probes and metrics ------------------------------------------------------
 
 

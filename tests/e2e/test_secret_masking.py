@@ -104,11 +104,6 @@ def guarded_env(hf: HfStandin, endpoint_secret: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def records() -> ZeebeRecords:
-    return ZeebeRecords.of_session()
-
-
 @pytest.fixture(scope="module")
 def endpoint_secret(hf: HfStandin) -> str:
     return f"{hf.url}/secret-endpoint-{uuid.uuid4().hex[:8]}"

@@ -60,11 +60,6 @@ def completion(records: ZeebeRecords, pik: int) -> Callable[[], list[Record]]:
 
 
 @pytest.fixture
-def records() -> ZeebeRecords:
-    return ZeebeRecords.of_session()
-
-
-@pytest.fixture
 def make_worker(zeebe_address: str, hf: HfStandin, tmp_path: Path) -> Iterator[Callable[..., Connector]]:
     """Starts workers of one job type of their own; whatever is still running at the end is stopped."""
     job_type = f"hf-crash-{uuid.uuid4().hex[:8]}"
