@@ -13,9 +13,10 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyzeebe import ZeebeClient
@@ -220,18 +221,20 @@ async def _run_transient(
     return [f"{case.name}: {problem}" for problem in problems]
 
 
+async def _problems_of(cases: Sequence[Any], run: Callable[[Any], Awaitable[list[str]]]) -> list[str]:
+    """Runs every case at once; a case that raises is a problem too, named after its case."""
+    results = await asyncio.gather(*(run(case) for case in cases), return_exceptions=True)
+    return [
+        f"{case.name}: {result!r}" if isinstance(result, BaseException) else line
+        for case, result in zip(cases, results, strict=True)
+        for line in ([result] if isinstance(result, BaseException) else result)
+    ]
+
+
 async def test_transient_faults_fail_the_job_with_one_retry_less_and_the_right_backoff_then_complete(
     zeebe: ZeebeClient, connector: Connector, hf: HfStandin, bpmn_dir: Path, records: ZeebeRecords
 ) -> None:
-    results = await asyncio.gather(
-        *(_run_transient(case, zeebe, bpmn_dir, connector, hf, records) for case in TRANSIENT),
-        return_exceptions=True,
-    )
-    problems = [
-        f"{case.name}: {result!r}" if isinstance(result, BaseException) else line
-        for case, result in zip(TRANSIENT, results, strict=True)
-        for line in ([result] if isinstance(result, BaseException) else result)
-    ]
+    problems = await _problems_of(TRANSIENT, lambda case: _run_transient(case, zeebe, bpmn_dir, connector, hf, records))
     assert not problems, "\n".join(problems)
     assert connector.health()[0] == 200
 
@@ -300,15 +303,7 @@ async def _run_terminal(
 async def test_a_fault_on_the_last_retry_or_a_permanent_error_raises_an_actionable_incident(
     zeebe: ZeebeClient, connector: Connector, hf: HfStandin, bpmn_dir: Path, records: ZeebeRecords
 ) -> None:
-    results = await asyncio.gather(
-        *(_run_terminal(case, zeebe, bpmn_dir, connector, hf, records) for case in TERMINAL),
-        return_exceptions=True,
-    )
-    problems = [
-        f"{case.name}: {result!r}" if isinstance(result, BaseException) else line
-        for case, result in zip(TERMINAL, results, strict=True)
-        for line in ([result] if isinstance(result, BaseException) else result)
-    ]
+    problems = await _problems_of(TERMINAL, lambda case: _run_terminal(case, zeebe, bpmn_dir, connector, hf, records))
     assert not problems, "\n".join(problems)
 
 
