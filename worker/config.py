@@ -52,8 +52,11 @@ class Settings(BaseSettings):
     job_type: str = Field(default="hugging-face", min_length=1, validation_alias=_env("HF_CONNECTOR_JOB_TYPE"))
     worker_name: str = Field(default="hf-connector", validation_alias=_env("HF_CONNECTOR_WORKER_NAME"))
     max_jobs: int = Field(default=32, ge=1, le=1000, validation_alias=_env("HF_CONNECTOR_MAX_JOBS"))
+    max_jobs_active: int | None = Field(
+        default=None, ge=1, le=2000, validation_alias=_env("HF_CONNECTOR_MAX_JOBS_ACTIVE")
+    )
     job_timeout_seconds: float = Field(default=300, ge=10, validation_alias=_env("HF_CONNECTOR_JOB_TIMEOUT_SECONDS"))
-    stream_enabled: bool = Field(default=True, validation_alias=_env("HF_CONNECTOR_STREAM_ENABLED"))
+    stream_enabled: bool = Field(default=False, validation_alias=_env("HF_CONNECTOR_STREAM_ENABLED"))
     shutdown_grace_seconds: float = Field(
         default=30, ge=0, validation_alias=_env("HF_CONNECTOR_SHUTDOWN_GRACE_SECONDS")
     )
@@ -122,9 +125,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "OAuth client credentials need CAMUNDA_OAUTH_URL (self-managed) or CAMUNDA_CLUSTER_ID (SaaS)"
             )
+        if self.max_jobs_active is not None and self.max_jobs_active < self.max_jobs:
+            raise ValueError(
+                f"HF_CONNECTOR_MAX_JOBS_ACTIVE ({self.max_jobs_active}) must be at least HF_CONNECTOR_MAX_JOBS "
+                f"({self.max_jobs}): it counts the jobs being handled plus those waiting for a free slot"
+            )
         if not self.hf_inference_endpoint.startswith(("https://", "http://")):
             raise ValueError("HF_INFERENCE_ENDPOINT must be an http(s) URL such as https://router.huggingface.co")
         return self
+
+    @property
+    def jobs_held(self) -> int:
+        """Jobs activated and held at once: those being handled plus those waiting for a free slot."""
+        return self.max_jobs_active if self.max_jobs_active is not None else 2 * self.max_jobs
 
     @property
     def router_url(self) -> str:

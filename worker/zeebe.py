@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,14 @@ def _tls_credentials(ca_certificate: Path | None) -> grpc.ChannelCredentials | N
     return grpc.ssl_channel_credentials(root_certificates=ca_certificate.read_bytes())
 
 
+class _Expired(Exception):
+    """The job's timeout passed while it waited for a slot: Zeebe has made it available again."""
+
+    def __init__(self, key: int) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 class _OutcomeSignal(Exception):
     def __init__(self, outcome: Fail | ThrowBpmnError) -> None:
         super().__init__(outcome.message)
@@ -91,28 +100,54 @@ class _OutcomeSignal(Exception):
 OnReport = Callable[[JobContext, Report, float], None]
 
 
-class _Slots(TaskState):
-    """How many jobs of a task this worker holds, and whether it may take one more.
+@dataclass(frozen=True)
+class JobLimits:
+    """How many jobs the worker handles at once, holds at once, and takes per poll at least."""
 
-    At most `limit` jobs are held and handled at once (Hugging Face calls in flight). A job stops
-    counting when its handler is done, while its outcome is being sent: Zeebe's acknowledgement is not
-    waited for, as with the Java client and Spring Zeebe, which send completions asynchronously. The
-    semaphore keeps the bound strict when a poll and the stream deliver at the same moment.
+    handled: int
+    held: int
+
+    @property
+    def poll_batch(self) -> int:
+        # Polling for every single freed slot costs a Zeebe round trip per job; waiting until about a
+        # third of the handled jobs' worth is free makes polls carry ~10 jobs (Zeebe's Java client
+        # waits for 70 %). The jobs held beyond `handled` keep the slots busy meanwhile.
+        return min(self.held, max(1, round(self.handled * 0.3)))
+
+
+class _Slots(TaskState):
+    """The jobs of a task this worker holds, and the slots in which they are handled.
+
+    At most `limits.handled` jobs are handled at once (Hugging Face calls in flight); up to
+    `limits.held` are activated and held, the rest waiting in memory for a free slot. Under load a poll
+    takes Zeebe tens of milliseconds: without jobs waiting, the slots freed meanwhile would sit idle.
+    A job stops counting when its handler is done, while its outcome is being sent: Zeebe's
+    acknowledgement is not waited for, as with the Java client and Spring Zeebe, which send completions
+    asynchronously.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limits: JobLimits) -> None:
         super().__init__()
-        self.limit = limit
-        self.running = asyncio.Semaphore(limit)
+        self.limits = limits
+        self.handling = asyncio.Semaphore(limits.handled)
         self._changed = asyncio.Event()
         self._handled: set[int] = set()
+        self._received: dict[int, float] = {}
+
+    def add(self, job: Job) -> None:
+        super().add(job)
+        self._received[job.key] = time.monotonic()
+
+    def seconds_held(self, job: Job) -> float:
+        """Measured here rather than from the job's deadline, which a skewed clock would misread."""
+        return time.monotonic() - self._received.get(job.key, time.monotonic())
 
     def count_active(self) -> int:
         """Jobs held and not yet handled."""
         return super().count_active() - len(self._handled)
 
     def room(self) -> int:
-        return self.limit - self.count_active()
+        return self.limits.held - self.count_active()
 
     def handled(self, job: Job) -> None:
         self._handled.add(job.key)
@@ -121,22 +156,30 @@ class _Slots(TaskState):
     def remove(self, job: Job) -> None:
         super().remove(job)
         self._handled.discard(job.key)
+        self._received.pop(job.key, None)
         self._changed.set()
 
-    async def wait_for_room(self) -> None:
-        while self.room() <= 0:
+    async def wait_for_room(self, at_least: int = 1) -> None:
+        while self.room() < at_least:
             self._changed.clear()
             await self._changed.wait()
 
+    def release_waiting(self) -> None:
+        """Lets every job waiting for a slot through at once, to be handed back: only after intake closed,
+        when the count of free slots no longer matters."""
+        for _ in range(self.limits.held):
+            self.handling.release()
+
 
 class _BoundedPoller(JobPoller):
-    """Polls for as many jobs as there is room for. pyzeebe's poller instead sleeps `poll_retry_delay`
-    whole seconds whenever it is full (and logs a warning each time), which leaves slots idle."""
+    """Polls for a batch as soon as there is room for one. pyzeebe's poller instead polls for whatever
+    room there is (often a single job) and sleeps `poll_retry_delay` whole seconds whenever it is full
+    (logging a warning each time), which leaves slots idle."""
 
     task_state: _Slots
 
     async def activate_max_jobs(self) -> None:
-        await self.task_state.wait_for_room()
+        await self.task_state.wait_for_room(self.task_state.limits.poll_batch)
         await self.poll_once()
 
     def calculate_max_jobs_to_activate(self) -> int:
@@ -145,9 +188,9 @@ class _BoundedPoller(JobPoller):
 
 class _BoundedStreamer(JobStreamer):
     """Takes the next pushed job only when there is room for it. pyzeebe takes every pushed job at
-    once, so streaming had no bound at all: jobs piled up in the worker (and in the HTTP pool's queue)
-    instead of staying with Zeebe. Unread, the stream applies gRPC flow control and the gateway hands
-    the jobs it cannot push back to Zeebe for polling or for another worker."""
+    once, so streaming had no bound at all: jobs piled up in the worker instead of staying with Zeebe.
+    Unread, the stream applies gRPC flow control and the gateway hands the jobs it cannot push back to
+    Zeebe for polling or for another worker."""
 
     task_state: _Slots
 
@@ -181,14 +224,19 @@ class BoundedWorker(ZeebeWorker):
     """A ZeebeWorker whose polling and streaming respect `_Slots` (pyzeebe 4.7's do not, see above), and
     that can stop taking on work before pyzeebe's pollers and stream have wound down."""
 
-    slots: dict[str, _Slots]
-    accepting: bool = True
+    def __init__(self, *args: Any, limits: JobLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self.slots: dict[str, _Slots] = {}
+        self.accepting = True
 
     def close_intake(self) -> None:
-        """From now on a job that still arrives (an open long poll or stream delivers it after stop()) is
-        handed back untouched: failed with its retries unchanged and no backoff, so another worker takes
-        it at once and no retry is spent."""
+        """From now on a job that is waiting for a slot, or still arrives (an open long poll or stream
+        delivers it after stop()), is handed back untouched: failed with its retries unchanged and no
+        backoff, so another worker takes it at once and no retry is spent."""
         self.accepting = False
+        for slots in self.slots.values():
+            slots.release_waiting()
 
     def _init_tasks(self) -> None:
         # pyzeebe's ZeebeWorker._init_tasks with the bounded poller and streamer.
@@ -196,7 +244,7 @@ class BoundedWorker(ZeebeWorker):
         self.slots = {}
         for task in self.tasks:
             jobs_queue = asyncio.Queue[Job]()
-            slots = self.slots[task.type] = _Slots(task.config.max_running_jobs)
+            slots = self.slots[task.type] = _Slots(self.limits)
             self._job_pollers.append(
                 _BoundedPoller(
                     zeebe_adapter=self.zeebe_adapter,
@@ -229,8 +277,10 @@ def build_worker(
 ) -> BoundedWorker:
     # -1: retry the gateway forever; pyzeebe never resets its retry counter, so a finite limit would
     # eventually stop the pollers for good after enough broker restarts (REFERENCE.md section 3).
+    limits = JobLimits(handled=settings.max_jobs, held=settings.jobs_held)
     worker = BoundedWorker(
         channel,
+        limits=limits,
         name=settings.worker_name,
         max_connection_retries=-1,
         poll_retry_delay=1,
@@ -245,16 +295,18 @@ def build_worker(
         exception_handler=apply_outcome,
         variables_to_fetch=fetched_variable_names(),
         timeout_ms=int(settings.job_timeout_seconds * 1000),
-        max_jobs_to_activate=settings.max_jobs,
-        max_running_jobs=settings.max_jobs,
+        max_jobs_to_activate=limits.held,
+        max_running_jobs=limits.held,
     )
     async def hugging_face(job: Job, **_fetched: Any) -> dict[str, Any]:
         # pyzeebe also passes the fetched variables as keywords; the handler reads them from the job.
-        if not worker.accepting:
-            raise _OutcomeSignal(Fail(HANDED_BACK, retries=job.retries))
         slots = worker.slots[job.type]
         try:
-            async with slots.running:
+            async with slots.handling:
+                if not worker.accepting:
+                    raise _OutcomeSignal(Fail(HANDED_BACK, retries=job.retries))
+                if slots.seconds_held(job) >= settings.job_timeout_seconds:
+                    raise _Expired(job.key)
                 return await _handle(worker, handler, job, on_report)
         finally:
             slots.handled(job)  # the next job may start while pyzeebe reports this one's outcome
@@ -302,6 +354,13 @@ def _deadline_extender(worker: ZeebeWorker, job: Job) -> Callable[[float], Await
 
 async def _apply_failure(worker: ZeebeWorker, error: Exception, job: Job) -> None:
     adapter = worker.zeebe_adapter
+    if isinstance(error, _Expired):
+        logger.warning(
+            "Job %s timed out while waiting for a free slot and was left to Zeebe, which offers it again; "
+            "raise HF_CONNECTOR_JOB_TIMEOUT_SECONDS or lower HF_CONNECTOR_MAX_JOBS_ACTIVE",
+            job.key,
+        )
+        return
     try:
         if isinstance(error, _OutcomeSignal) and isinstance(error.outcome, ThrowBpmnError):
             outcome = error.outcome

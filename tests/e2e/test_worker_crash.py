@@ -8,7 +8,9 @@ Hugging Face for one job while the first is still alive). The rate limiter is of
 (HF_CONNECTOR_REQUESTS_PER_MINUTE=0), so its 60 s window is not part of the worst case.
 
 SIGTERM: no new jobs are activated, the jobs in flight finish and are completed, the worker exits 0
-within its grace period.
+within its grace period. Jobs held but still waiting for a free slot (HF_CONNECTOR_MAX_JOBS_ACTIVE >
+HF_CONNECTOR_MAX_JOBS) are handed back at once with their retries unchanged, and one that waited past
+its job timeout is left to Zeebe, which offers it again: neither costs a Hugging Face call nor a retry.
 """
 
 from __future__ import annotations
@@ -86,14 +88,25 @@ def make_worker(zeebe_address: str, hf: HfStandin, tmp_path: Path) -> Iterator[C
         worker.stop()
 
 
-async def deploy(zeebe: ZeebeClient, bpmn_dir: Path, job_type: str, model: str) -> str:
+def activated_piks(records: ZeebeRecords, worker: str) -> set[int]:
+    """The process instances whose jobs `worker` activated, by poll or stream."""
+    return {
+        job["processInstanceKey"]
+        for batch in records.matching("JOB_BATCH", "ACTIVATED", worker=worker)
+        for job in batch["value"]["jobs"]
+    }
+
+
+async def deploy(
+    zeebe: ZeebeClient, bpmn_dir: Path, job_type: str, model: str, read_timeout: int = READ_TIMEOUT
+) -> str:
     process_id = unique_process_id("crash")
     inputs = {
         "authentication.token": "{{secrets.HUGGING_FACE_TOKEN}}",
         "model": feel_string(model),
         "input": "={inputs: text}",
         "connectionTimeoutInSeconds": f"={CONNECT_TIMEOUT}",
-        "readTimeoutInSeconds": f"={READ_TIMEOUT}",
+        "readTimeoutInSeconds": f"={read_timeout}",
     }
     xml = connector_process(process_id, job_type, inputs=inputs, headers={"resultVariable": "r"})
     await deploy_xml(zeebe, xml, bpmn_dir, process_id)
@@ -191,3 +204,79 @@ async def test_no_job_is_activated_after_sigterm(
         assert not job_records(records, "COMPLETED", late_pik)
     finally:
         await zeebe.cancel_process_instance(late_pik)
+
+
+async def test_sigterm_hands_back_jobs_waiting_for_a_slot_untouched_and_another_worker_completes_them(
+    zeebe: ZeebeClient,
+    make_worker: Callable[..., Connector],
+    hf: HfStandin,
+    bpmn_dir: Path,
+    records: ZeebeRecords,
+) -> None:
+    worker = make_worker(
+        "holding",
+        HF_CONNECTOR_MAX_JOBS="1",
+        HF_CONNECTOR_MAX_JOBS_ACTIVE="3",
+        HF_CONNECTOR_SHUTDOWN_GRACE_SECONDS=str(SHUTDOWN_GRACE),
+    )
+    model = f"crash/held-{uuid.uuid4().hex[:8]}"
+    hf.script(model, *[Reply(json=[{"generated_text": f"done {i}"}], delay=2.5) for i in range(3)])
+    process_id = await deploy(zeebe, bpmn_dir, worker.job_type, model)
+    piks = [(await zeebe.run_process(process_id, {"text": f"job {i}"})).process_instance_key for i in range(3)]
+    await until(lambda: activated_piks(records, "holding") >= set(piks), "all three jobs held", timeout=20)
+    await until(lambda: hf.requests_for(model), "the call in flight", timeout=20)
+
+    worker.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait_exit, SHUTDOWN_GRACE + 5) == 0
+    assert len(hf.requests_for(model)) == 1, "only the job in its slot called Hugging Face"
+    handed_back = [failed for pik in piks for failed in job_records(records, "FAILED", pik)]
+    # The poll still open at SIGTERM may take a handed-back job once more; it is handed back again.
+    first_hand_back: dict[int, int] = {}
+    for failed in sorted(handed_back, key=lambda record: record["timestamp"]):
+        first_hand_back.setdefault(failed["value"]["processInstanceKey"], failed["timestamp"])
+    assert len(first_hand_back) == 2, "both waiting jobs were handed back"
+    (in_flight,) = [done for pik in piks for done in job_records(records, "COMPLETED", pik)]
+    assert max(first_hand_back.values()) < in_flight["timestamp"], "at once, not after the call in flight"
+    for failed in handed_back:
+        (created,) = job_records(records, "CREATED", failed["value"]["processInstanceKey"])
+        assert failed["value"]["retries"] == created["value"]["retries"], "a hand-back spends no retry"
+        assert failed["value"]["retryBackoff"] == 0
+        assert failed["value"]["errorMessage"].startswith("The worker is shutting down")
+
+    make_worker("holding-second")
+    for pik in piks:
+        await until(completion(records, pik), f"completion of {pik}", timeout=20)
+    assert len(hf.requests_for(model)) == 3
+    assert not records.matching("INCIDENT", "CREATED", processInstanceKey=piks[1])
+
+
+async def test_a_job_that_waited_past_its_timeout_is_left_to_zeebe_and_completed_once_offered_again(
+    zeebe: ZeebeClient,
+    make_worker: Callable[..., Connector],
+    hf: HfStandin,
+    bpmn_dir: Path,
+    records: ZeebeRecords,
+) -> None:
+    worker = make_worker(
+        "waiting-long",
+        HF_CONNECTOR_MAX_JOBS="1",
+        HF_CONNECTOR_MAX_JOBS_ACTIVE="2",
+        HF_CONNECTOR_JOB_TIMEOUT_SECONDS=str(JOB_TIMEOUT),
+    )
+    slow, quick = f"crash/slow-{uuid.uuid4().hex[:8]}", f"crash/quick-{uuid.uuid4().hex[:8]}"
+    hf.script(slow, Reply(json=[{"generated_text": "slow"}], delay=JOB_TIMEOUT + 1.5))
+    slow_pik = (
+        await zeebe.run_process(await deploy(zeebe, bpmn_dir, worker.job_type, slow, read_timeout=30), {"text": "a"})
+    ).process_instance_key
+    await until(lambda: hf.requests_for(slow), "the slow call", timeout=20)
+    quick_pik = (
+        await zeebe.run_process(await deploy(zeebe, bpmn_dir, worker.job_type, quick), {"text": "b"})
+    ).process_instance_key
+    await until(lambda: quick_pik in activated_piks(records, "waiting-long"), "the quick job held", timeout=20)
+
+    await until(completion(records, quick_pik), "completion of the job that waited", timeout=3 * JOB_TIMEOUT)
+    assert job_records(records, "TIMED_OUT", quick_pik), "Zeebe took the job back at its timeout"
+    assert len(hf.requests_for(quick)) == 1, "the expired hold never called Hugging Face"
+    assert not job_records(records, "FAILED", quick_pik), "no retry spent"
+    await until(completion(records, slow_pik), "completion of the slow job", timeout=10)
+    assert "timed out while waiting for a free slot" in worker.log_text()

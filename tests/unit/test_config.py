@@ -42,6 +42,8 @@ def test_defaults_work_without_any_variable() -> None:
     assert settings.router_url == DEFAULT_ROUTER
     assert settings.hf_token is None
     assert settings.max_jobs == 32
+    assert settings.jobs_held == 64
+    assert settings.stream_enabled is False
     assert settings.secret_env_prefix == "SECRET_"
     assert settings.follow_redirects is False
     assert settings.requests_per_minute == 3000
@@ -134,6 +136,18 @@ def test_client_credentials_need_somewhere_to_get_a_token(monkeypatch: pytest.Mo
     assert "CAMUNDA_OAUTH_URL" in message
     assert "CAMUNDA_CLUSTER_ID" in message
     assert CLIENT_SECRET not in message
+
+
+def test_jobs_held_follow_max_jobs_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_CONNECTOR_MAX_JOBS", "5")
+    assert load_settings().jobs_held == 10
+    monkeypatch.setenv("HF_CONNECTOR_MAX_JOBS_ACTIVE", "5")
+    assert load_settings().jobs_held == 5
+
+
+def test_fewer_jobs_held_than_handled_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _error(monkeypatch, HF_CONNECTOR_MAX_JOBS="8", HF_CONNECTOR_MAX_JOBS_ACTIVE="4")
+    assert "HF_CONNECTOR_MAX_JOBS_ACTIVE (4) must be at least HF_CONNECTOR_MAX_JOBS (8)" in message
 
 
 def test_the_inference_endpoint_must_be_a_url(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""The worker's bound on jobs held at once: pyzeebe 4.7's streaming has none, its poller sleeps when full."""
+"""The worker's bounds on jobs held and handled at once: pyzeebe 4.7's streaming has none, its poller sleeps
+when full and polls for single jobs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pyzeebe import Job
 from pyzeebe.task.task import Task
 from pyzeebe.task.task_config import TaskConfig
 
-from worker.zeebe import _BoundedPoller, _BoundedStreamer, _Slots
+from worker.zeebe import JobLimits, _BoundedPoller, _BoundedStreamer, _Slots
 
 
 def job(key: int, job_type: str = "hugging-face") -> Job:
@@ -66,7 +67,7 @@ class FakeAdapter:
 def streamer(adapter: FakeAdapter, slots: _Slots, queue: asyncio.Queue[Job]) -> _BoundedStreamer:
     return _BoundedStreamer(
         zeebe_adapter=adapter,  # type: ignore[arg-type]
-        task=task(slots.limit),
+        task=task(slots.limits.held),
         queue=queue,
         worker_name="w",
         stream_request_timeout=3600,
@@ -80,8 +81,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def held(count: int) -> _Slots:
+    return _Slots(JobLimits(handled=1, held=count))
+
+
 async def test_slots_count_jobs_until_they_are_handled() -> None:
-    slots = _Slots(2)
+    slots = held(2)
     first, second = job(1), job(2)
     slots.add(first)
     slots.add(second)
@@ -95,7 +100,7 @@ async def test_slots_count_jobs_until_they_are_handled() -> None:
 
 
 async def test_the_stream_is_read_only_while_there_is_room() -> None:
-    adapter, slots, queue = FakeAdapter(10), _Slots(3), asyncio.Queue[Job]()
+    adapter, slots, queue = FakeAdapter(10), held(3), asyncio.Queue[Job]()
     reading = asyncio.create_task(streamer(adapter, slots, queue).activate_stream())
     await settle()
     assert adapter.read == 3 and queue.qsize() == 3
@@ -108,7 +113,7 @@ async def test_the_stream_is_read_only_while_there_is_room() -> None:
 
 
 async def test_waiting_for_room_wakes_up_when_a_job_is_handled() -> None:
-    slots = _Slots(1)
+    slots = held(1)
     slots.add(job(1))
     waiter = asyncio.create_task(slots.wait_for_room())
     await settle()
@@ -117,12 +122,10 @@ async def test_waiting_for_room_wakes_up_when_a_job_is_handled() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
-async def test_the_poller_asks_for_as_many_jobs_as_there_is_room_for_and_never_sleeps_when_full() -> None:
-    adapter, slots, queue = FakeAdapter(10), _Slots(4), asyncio.Queue[Job]()
-    slots.add(job(100))
-    poller = _BoundedPoller(
+def poller_for(adapter: FakeAdapter, slots: _Slots, queue: asyncio.Queue[Job]) -> _BoundedPoller:
+    return _BoundedPoller(
         zeebe_adapter=adapter,  # type: ignore[arg-type]
-        task=task(4),
+        task=task(slots.limits.held),
         queue=queue,
         worker_name="w",
         request_timeout=0,
@@ -130,6 +133,12 @@ async def test_the_poller_asks_for_as_many_jobs_as_there_is_room_for_and_never_s
         poll_retry_delay=5,
         tenant_ids=None,
     )
+
+
+async def test_the_poller_asks_for_as_many_jobs_as_there_is_room_for_and_never_sleeps_when_full() -> None:
+    adapter, slots, queue = FakeAdapter(10), held(4), asyncio.Queue[Job]()
+    slots.add(job(100))
+    poller = poller_for(adapter, slots, queue)
     await poller.activate_max_jobs()
     assert adapter.poll_sizes == [3] and slots.room() == 0
 
@@ -139,3 +148,42 @@ async def test_the_poller_asks_for_as_many_jobs_as_there_is_room_for_and_never_s
     slots.handled(job(100))
     await asyncio.wait_for(polling, 1)
     assert adapter.poll_sizes == [3, 1]
+
+
+def test_a_poll_waits_for_about_a_third_of_the_handled_jobs_worth_of_room() -> None:
+    assert JobLimits(handled=32, held=64).poll_batch == 10
+    assert JobLimits(handled=1, held=1).poll_batch == 1
+    assert JobLimits(handled=4, held=4).poll_batch == 1
+
+
+async def test_the_poller_waits_for_room_for_a_batch_instead_of_polling_for_each_freed_slot() -> None:
+    adapter, slots, queue = FakeAdapter(100), _Slots(JobLimits(handled=10, held=20)), asyncio.Queue[Job]()
+    for key in range(1000, 1020):
+        slots.add(job(key))
+    polling = asyncio.create_task(poller_for(adapter, slots, queue).activate_max_jobs())
+    for key in (1000, 1001):
+        slots.handled(job(key))
+        await settle()
+    assert adapter.poll_sizes == []  # 2 free slots: less than the batch of 3
+    slots.handled(job(1002))
+    await asyncio.wait_for(polling, 1)
+    assert adapter.poll_sizes == [3]
+
+
+async def test_jobs_beyond_the_handled_limit_wait_for_a_slot_and_are_all_let_through_on_release() -> None:
+    slots = _Slots(JobLimits(handled=1, held=3))
+    started: list[int] = []
+
+    async def handle(key: int) -> None:
+        async with slots.handling:
+            started.append(key)
+            await asyncio.Event().wait()
+
+    tasks = [asyncio.create_task(handle(key)) for key in (1, 2, 3)]
+    await settle()
+    assert started == [1]
+    slots.release_waiting()  # intake closed: the waiting jobs go through, to be handed back
+    await settle()
+    assert started == [1, 2, 3]
+    for running in tasks:
+        running.cancel()
