@@ -11,7 +11,8 @@ import asyncio
 import fnmatch
 import ipaddress
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"})
@@ -22,6 +23,10 @@ _ALWAYS_BLOCKED_NETWORKS = (
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
     ipaddress.ip_network("0.0.0.0/8"),
 )
+# A host found allowed is not checked again for this long: as long as aiohttp keeps the addresses it
+# resolved (its ttl_dns_cache), so no connection uses an address newer than the last check's.
+_ALLOWED_FOR_SECONDS = 10.0
+_MAX_REMEMBERED_HOSTS = 1024
 
 
 class BlockedDestinationError(Exception):
@@ -29,17 +34,34 @@ class BlockedDestinationError(Exception):
 
 
 class DestinationGuard:
-    def __init__(self, allowed_hosts: Sequence[str] = (), blocked_hosts: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        allowed_hosts: Sequence[str] = (),
+        blocked_hosts: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.allowed = [pattern.lower() for pattern in allowed_hosts]
         self.blocked = [pattern.lower() for pattern in blocked_hosts]
+        self._clock = clock
+        self._allowed_until: dict[str, float] = {}
 
     async def check(self, url: str) -> None:
         host = (urlsplit(url).hostname or "").lower()
+        if self._allowed_until.get(host, 0.0) > self._clock():
+            return
         if not host:
             raise BlockedDestinationError(f"'{url}' has no host")
         self._check_name(host)
-        for address in await _addresses_of(host):
+        addresses = await _addresses_of(host)
+        for address in addresses:
             self._check_address(host, address)
+        if addresses:  # a name that does not resolve yet is checked again once it does
+            self._remember_allowed(host)
+
+    def _remember_allowed(self, host: str) -> None:
+        if len(self._allowed_until) >= _MAX_REMEMBERED_HOSTS:
+            self._allowed_until.clear()
+        self._allowed_until[host] = self._clock() + _ALLOWED_FOR_SECONDS
 
     def _check_name(self, host: str) -> None:
         if host in METADATA_HOSTS:

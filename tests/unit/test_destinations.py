@@ -87,6 +87,27 @@ async def test_an_unknown_host_is_left_to_the_http_client(dns: dict[str, list[st
     await DestinationGuard().check("https://does-not-exist.example/")
 
 
+async def test_an_allowed_host_is_looked_up_again_only_after_aiohttps_dns_cache_expires(
+    dns: dict[str, list[str]],
+) -> None:
+    now = [1000.0]
+    guard = DestinationGuard(clock=lambda: now[0])
+    dns["model.example"] = [PUBLIC]
+    await guard.check("https://model.example/a")
+    dns["model.example"] = ["169.254.169.254"]  # DNS now points at the metadata service
+    now[0] += 9.9
+    await guard.check("https://model.example/b")  # within the 10 s aiohttp keeps the old address too
+    now[0] += 0.2
+    assert "169.254.169.254" in await _blocked(guard, "https://model.example/c")
+
+
+async def test_a_name_that_did_not_resolve_is_checked_again_once_it_does(dns: dict[str, list[str]]) -> None:
+    guard = DestinationGuard(clock=lambda: 1000.0)
+    await guard.check("https://later.example/")
+    dns["later.example"] = ["169.254.169.254"]
+    assert "169.254.169.254" in await _blocked(guard, "https://later.example/")
+
+
 async def test_a_url_without_host_is_refused() -> None:
     message = await _blocked(DestinationGuard(), "file:///etc/passwd")
     assert "no host" in message
