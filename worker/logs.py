@@ -71,6 +71,12 @@ def configure_logging(level: str, fmt: str, masker: Masker) -> None:
     handler.addFilter(ContextMaskingFilter(masker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # Neither format shows where a record was logged from, nor thread or process: not collecting them
+    # saves a stack walk and three lookups per record (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root.setLevel(level)
     # Python warnings become log records too, so a JSON log stays one JSON object per line.
     logging.captureWarnings(True)
