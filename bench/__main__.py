@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
         help="instances in flight per job slot of the subject (default 2: always work waiting)",
     )
     parser.add_argument("--log-levels", type=_levels, help="our worker's log levels to run (default INFO,WARNING)")
-    parser.add_argument("--no-stream", action="store_true", help="polling only (HF_CONNECTOR_STREAM_ENABLED=false)")
+    parser.add_argument(
+        "--stream", action="store_true", help="our worker with job streaming (HF_CONNECTOR_STREAM_ENABLED=true)"
+    )
     parser.add_argument("--no-bare", action="store_true", help="skip the bare pyzeebe baseline")
     parser.add_argument("--no-camunda", action="store_true", help="skip Camunda's connector runtime")
     parser.add_argument("--camunda-version", help="connectors version from Maven Central (default 8.6.0)")
@@ -68,7 +70,7 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
         latency=args.latency,
         concurrency_factor=args.concurrency_factor,
         log_levels=args.log_levels or (["INFO"] if quick else ["INFO", "WARNING"]),
-        stream_enabled=not args.no_stream,
+        stream_enabled=args.stream,
         bare=not args.no_bare,
         camunda=not (args.no_camunda or quick),
         camunda_version=args.camunda_version,

@@ -60,7 +60,8 @@ class BenchConfig:
     concurrency_factor: float = 2.0
     """Instances in flight = factor x the subject's max jobs in flight (x processes)."""
     log_levels: list[str] = field(default_factory=lambda: ["INFO", "WARNING"])
-    stream_enabled: bool = True
+    stream_enabled: bool = False
+    """Our worker's HF_CONNECTOR_STREAM_ENABLED; the bare worker always streams (see BareWorker)."""
     bare: bool = True
     camunda: bool = True
     camunda_version: str | None = None
@@ -364,7 +365,7 @@ async def _single_process_phase(runner: Runner, config: BenchConfig, report: dic
             )
         )
     if config.bare:
-        subjects.append(BareWorker(name="bare", max_jobs=config.max_jobs, stream_enabled=config.stream_enabled))
+        subjects.append(BareWorker(name="bare", max_jobs=config.max_jobs))
     if config.camunda:
         camunda = CamundaRuntime(name="camunda", max_jobs=config.max_jobs, **_camunda_kwargs(config))
         try:

@@ -76,7 +76,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         f"Hugging Face connector benchmark — {config['n']} instances x {config['repeat']} rounds per subject, "
         f"stand-in latency {config['latency'] * 1000:.0f} ms, max jobs {config['max_jobs']}, "
-        f"streaming {'on' if config['stream_enabled'] else 'off'}",
+        f"our worker {'streaming' if config['stream_enabled'] else 'polling'}, the bare worker streaming",
         f"machine: {machine['cores']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB; "
         f"Zeebe {report['versions']['zeebe']}, Python {report['versions']['python']}, "
         f"pyzeebe {report['versions']['pyzeebe']}; values are mean ±sd over the rounds",
