@@ -35,8 +35,8 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
     parser.add_argument(
         "--concurrency-factor",
         type=float,
-        default=2.0,
-        help="instances in flight per job slot of the subject (default 2: always work waiting)",
+        default=6.0,
+        help="instances in flight per job slot of the subject (default 6: the machine is the limit)",
     )
     parser.add_argument("--log-levels", type=_levels, help="our worker's log levels to run (default INFO,WARNING)")
     parser.add_argument(
