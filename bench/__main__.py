@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
     )
     parser.add_argument("--no-bare", action="store_true", help="skip the bare pyzeebe baseline")
     parser.add_argument("--no-camunda", action="store_true", help="skip Camunda's connector runtime")
-    parser.add_argument("--camunda-version", help="connectors version from Maven Central (default 8.6.0)")
+    parser.add_argument("--camunda-version", help="connectors version from Maven Central (default 8.6.10)")
     parser.add_argument("--scale", type=_counts, help="worker process counts for scale-out (default 1,2,4)")
     parser.add_argument("--zeebe-address", help="use this broker instead of starting one")
     parser.add_argument(

@@ -153,7 +153,8 @@ class Runner:
         first = await self.load(subject, 1)
         if first.errors:
             raise RuntimeError(f"{subject.name}: the first instance failed: {first.error_samples}")
-        burst = await self.load(subject, self.config.warmup) if self.config.warmup else LoadResult()
+        warmup = self.config.warmup * subject.warmup_factor
+        burst = await self.load(subject, warmup) if warmup else LoadResult()
         return {"first_instance_s": round(first.wall_seconds, 3), "errors": burst.errors}
 
     async def probe_latency(self, subject: Subject) -> dict[str, Any]:

@@ -85,6 +85,8 @@ class Subject:
     job_type: str = ""
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hf-bench-")))
     process_count: int = 1
+    warmup_factor: int = 1
+    """Warm-up instances = this x the configured warm-up (a JVM subject needs thousands to compile)."""
 
     def __post_init__(self) -> None:
         self.job_type = self.job_type or f"bench-{self.name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
