@@ -24,21 +24,18 @@ polling of inbound connectors (which would need Operate), no webhooks.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.subjects import MODEL, RESULT_VARIABLE, TOKEN_SECRET, TOKEN_VALUE, Subject, _clean_env
 from tests.support.bpmn import connector_process
-from worker.broker import BrokerError, find_java
+from worker.broker import BrokerError, file_lock, find_java
 
 DEFAULT_VERSION = os.environ.get("HF_BENCH_CONNECTORS_VERSION", "").strip() or "8.6.10"
 PROJECT = Path(__file__).resolve().parent / "camunda-runtime"
@@ -67,16 +64,6 @@ def _project_digest(version: str) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def fetch(version: str = DEFAULT_VERSION) -> Path:
     """The build directory (``classes/`` and ``lib/``), built with Maven on first use, under a file lock."""
     target = cache_dir(version)
@@ -84,7 +71,7 @@ def fetch(version: str = DEFAULT_VERSION) -> Path:
     build, marker, digest = target / "build", target / "build" / ".built", _project_digest(version)
     if marker.is_file() and marker.read_text().strip() == digest:
         return build
-    with _file_lock(target / ".build.lock"):
+    with file_lock(target / ".build.lock"):
         if not (marker.is_file() and marker.read_text().strip() == digest):
             _build(version, build, target / "mvn.log")
             marker.write_text(digest + "\n")

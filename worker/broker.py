@@ -478,7 +478,7 @@ def distribution_home(version: str, cache: Path | None = None) -> Path:
     marker = home / ".unpacked"
     if marker.exists():
         return home
-    with _file_lock(cache / f".camunda-zeebe-{version}.lock"):
+    with file_lock(cache / f".camunda-zeebe-{version}.lock"):
         if not marker.exists():
             _unpack(_fetch_tarball(version, cache), home)
             marker.touch()
@@ -486,7 +486,8 @@ def distribution_home(version: str, cache: Path | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `path` (created if need be): one download or build per cache entry."""
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
