@@ -86,10 +86,6 @@ def _tls_credentials(ca_certificate: Path | None) -> grpc.ChannelCredentials | N
 class _Expired(Exception):
     """The job's timeout passed while it waited for a slot: Zeebe has made it available again."""
 
-    def __init__(self, key: int) -> None:
-        super().__init__(key)
-        self.key = key
-
 
 class _OutcomeSignal(Exception):
     def __init__(self, outcome: Fail | ThrowBpmnError) -> None:
@@ -306,7 +302,7 @@ def build_worker(
                 if not worker.accepting:
                     raise _OutcomeSignal(Fail(HANDED_BACK, retries=job.retries))
                 if slots.seconds_held(job) >= settings.job_timeout_seconds:
-                    raise _Expired(job.key)
+                    raise _Expired()
                 return await _handle(worker, handler, job, on_report)
         finally:
             slots.handled(job)  # the next job may start while pyzeebe reports this one's outcome
