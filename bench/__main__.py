@@ -24,7 +24,10 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
     parser.add_argument("--n", type=int, help="process instances per measured round (default 2000; quick 300)")
     parser.add_argument("--warmup", type=int, help="instances per subject before measuring (default 200; quick 60)")
     parser.add_argument(
-        "--broker-warmup", type=int, help="instances before any measurement, to warm the broker up (4000; quick 600)"
+        "--broker-warmup",
+        type=int,
+        help="instances at least before any measurement, to warm the broker up, then more until it stops "
+        "getting faster (6000, at most 20000; quick: 600 exactly)",
     )
     parser.add_argument("--repeat", type=int, help="measured rounds per subject (default 3; quick 1)")
     parser.add_argument(
@@ -63,7 +66,8 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
     config = BenchConfig(
         n=args.n or (300 if quick else 2000),
         warmup=args.warmup if args.warmup is not None else (60 if quick else 200),
-        broker_warmup=args.broker_warmup if args.broker_warmup is not None else (600 if quick else 4000),
+        broker_warmup=args.broker_warmup if args.broker_warmup is not None else (600 if quick else 6000),
+        broker_warmup_max=600 if quick else 20000,
         repeat=args.repeat or (1 if quick else 3),
         latency_probe=args.latency_probe if args.latency_probe is not None else (40 if quick else 200),
         max_jobs=args.max_jobs,

@@ -80,8 +80,14 @@ def render(report: dict[str, Any]) -> str:
         f"machine: {machine['cores']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB; "
         f"Zeebe {report['versions']['zeebe']}, Python {report['versions']['python']}, "
         f"pyzeebe {report['versions']['pyzeebe']}; values are mean ±sd over the rounds",
-        "",
     ]
+    warmup = report.get("broker", {}).get("warmup")
+    if warmup:
+        lines.append(
+            f"broker warmed up with {warmup['instances']} instances first "
+            f"(jobs/s by chunk of {config['broker_warmup_chunk']}: {warmup['jobs_per_s_by_chunk']})"
+        )
+    lines.append("")
     header = (
         f"{'subject':<22}{'jobs/s':>16}{'p50 ms':>16}{'p99 ms':>16}{'CPU s/1000 jobs':>18}"
         f"{'peak RSS MB':>13}{'errors':>8}{'machine busy':>14}"

@@ -15,7 +15,9 @@ async def test_quick_benchmark_core_reports_zero_errors_and_a_positive_throughpu
         n=30,
         warmup=5,
         latency_probe=4,
-        broker_warmup=0,
+        broker_warmup=20,
+        broker_warmup_chunk=10,
+        broker_warmup_max=40,
         repeat=1,
         log_levels=["INFO"],
         camunda=False,
@@ -34,6 +36,8 @@ async def test_quick_benchmark_core_reports_zero_errors_and_a_positive_throughpu
         assert entry["summary"]["throughput"]["mean"] > 0
         assert entry["summary"]["cpu_s_per_1000"]["mean"] > 0
         assert entry["peak_rss_mb"] > 0
+    assert report["broker"]["warmup"]["instances"] in (20, 30, 40)
+    assert report["broker"]["warmup"]["errors"] == 0
     assert report["subjects"]["ours-info"]["job_outcomes"] == {"completed": 40.0}
     assert report["standin"]["outcomes"].get("200") == 40
     report["targets"] = targets(report)
