@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
         "--broker-warmup",
         type=int,
         help="instances at least before any measurement, to warm the broker up, then more until it stops "
-        "getting faster (6000, at most 20000; quick: 600 exactly)",
+        "getting faster (12000, at most 24000; quick: 600 exactly)",
     )
     parser.add_argument("--repeat", type=int, help="measured rounds per subject (default 3; quick 1)")
     parser.add_argument(
@@ -66,8 +66,8 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
     config = BenchConfig(
         n=args.n or (300 if quick else 2000),
         warmup=args.warmup if args.warmup is not None else (60 if quick else 200),
-        broker_warmup=args.broker_warmup if args.broker_warmup is not None else (600 if quick else 6000),
-        broker_warmup_max=600 if quick else 20000,
+        broker_warmup=args.broker_warmup if args.broker_warmup is not None else (600 if quick else 12000),
+        broker_warmup_max=600 if quick else 24000,
         repeat=args.repeat or (1 if quick else 3),
         latency_probe=args.latency_probe if args.latency_probe is not None else (40 if quick else 200),
         max_jobs=args.max_jobs,

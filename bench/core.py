@@ -47,13 +47,13 @@ class BenchConfig:
     n: int = 2000
     """Process instances per measured round."""
     warmup: int = 200
-    broker_warmup: int = 6000
+    broker_warmup: int = 12000
     """Instances run before anything is measured, through the cheapest subject, so that the broker's
     JIT has compiled its hot paths: at least this many, in chunks, and more until a chunk is no longer
     faster than the best before it (a fresh broker needs about twice the CPU per instance, and kept
     getting faster for 10000 instances: after a fixed 4000, whichever subject came first in round 1
     measured 15-25 % slow)."""
-    broker_warmup_max: int = 20000
+    broker_warmup_max: int = 24000
     broker_warmup_chunk: int = 1000
     repeat: int = 3
     latency_probe: int = 200
@@ -232,10 +232,11 @@ class Runner:
         return values
 
 
-def stopped_getting_faster(rates: list[float], margin: float = 0.05, patience: int = 2) -> bool:
-    """None of the last ``patience`` rates is more than ``margin`` above the best before them. One flat
-    chunk is not enough: a warming broker has pauses (a chunk at 169 jobs/s after one at 171 was
-    followed by rounds at 205-243)."""
+def stopped_getting_faster(rates: list[float], margin: float = 0.05, patience: int = 3) -> bool:
+    """None of the last ``patience`` rates is more than ``margin`` above the best before them. A warming
+    broker has plateaus: chunks of 1000 went 164, 150, 207, ..., 231, 284, 258, 251 jobs/s, and a
+    warm-up that stopped at 6000 after [..., 166, 154, 152] left the bare worker 20 % below its speed
+    on a broker warmed for 15000."""
     if len(rates) <= patience:
         return False
     return max(rates[-patience:]) <= (1 + margin) * max(rates[:-patience])
