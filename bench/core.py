@@ -49,10 +49,10 @@ class BenchConfig:
     warmup: int = 200
     broker_warmup: int = 12000
     """Instances run before anything is measured, through the cheapest subject, so that the broker's
-    JIT has compiled its hot paths: at least this many, in chunks, and more until a chunk is no longer
-    faster than the best before it (a fresh broker needs about twice the CPU per instance, and kept
-    getting faster for 10000 instances: after a fixed 4000, whichever subject came first in round 1
-    measured 15-25 % slow)."""
+    JIT has compiled its hot paths: at least this many, in chunks of ``broker_warmup_chunk``, and more
+    until the chunks stop getting faster (see ``stopped_getting_faster``). A fresh broker needs about
+    twice the CPU per instance and kept getting faster for 10000-15000 instances: after a fixed 4000,
+    whichever subject came first in round 1 measured 15-25 % slow."""
     broker_warmup_max: int = 24000
     broker_warmup_chunk: int = 1000
     repeat: int = 3
