@@ -155,8 +155,8 @@ class Runner:
         )
 
     async def warm_broker(self, subject: Subject, minimum: int) -> None:
-        """Runs chunks through ``subject`` until ``minimum`` instances have run and the last chunk was no
-        more than 5 % faster than the best before it (at most ``broker_warmup_max``)."""
+        """Runs chunks through ``subject`` until ``minimum`` instances have run and the chunks stopped
+        getting faster (``stopped_getting_faster``), or ``broker_warmup_max`` instances have run."""
         chunk = max(1, min(self.config.broker_warmup_chunk, minimum))
         rates: list[float] = []
         errors = 0
