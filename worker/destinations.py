@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from worker.http_transport import DNS_CACHE_SECONDS
+
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"})
 _ALWAYS_BLOCKED_NETWORKS = (
     ipaddress.ip_network("169.254.0.0/16"),  # link-local, incl. 169.254.169.254 (AWS, GCP, Azure)
@@ -23,9 +25,10 @@ _ALWAYS_BLOCKED_NETWORKS = (
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
     ipaddress.ip_network("0.0.0.0/8"),
 )
-# A host found allowed is not checked again for this long: as long as aiohttp keeps the addresses it
-# resolved (its ttl_dns_cache), so no connection uses an address newer than the last check's.
-_ALLOWED_FOR_SECONDS = 10.0
+# A host found allowed is not checked again for this long: as long as the HTTP wire keeps the addresses
+# it resolved (worker/http_transport.py, DNS_CACHE_SECONDS), so no connection uses an address newer
+# than the last check's.
+_ALLOWED_FOR_SECONDS = DNS_CACHE_SECONDS
 _MAX_REMEMBERED_HOSTS = 1024
 
 

@@ -1,6 +1,7 @@
-"""A small REST-connector-style HTTP core on httpx. It knows nothing of Zeebe or of Hugging Face.
+"""A small REST-connector-style HTTP core. It knows nothing of Zeebe or of Hugging Face.
 
-A request goes out through one pooled `httpx.AsyncClient`; the answer comes back as an `HttpResult`
+A request is built as httpx builds it and goes out on the worker's own pooled HTTP/1.1 wire
+(worker/http_transport.py), or through an `httpx.AsyncClient` behind a proxy; the answer comes back as an `HttpResult`
 (`{status, headers, body}` with lower-case, flattened headers). The body is parsed JSON when it is
 JSON, text when it is text, and base64 with its content type when it is binary, so an image or an
 audio clip never crashes a decoder. Every way a call can go wrong is one `HttpError` subclass.
@@ -14,15 +15,15 @@ import codecs
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
 
 from worker.destinations import BlockedDestinationError, DestinationGuard
-from worker.http_transport import ACCEPT_ENCODING, AiohttpSession, header_encoding
+from worker.http_transport import ACCEPT_ENCODING, ConnectionPool, header_encoding
 
 _TEXT_TYPES = ("text/", "application/xml", "application/x-www-form-urlencoded", "application/javascript")
 _MAX_REDIRECTS = 5
@@ -100,9 +101,9 @@ class _Answer:
 
 
 class HttpCore:
-    """Sends `HttpRequest`s. By default over aiohttp's pool (worker/http_transport.py), building each
-    request as httpx would; with an httpx transport given (tests) or a proxy set in the environment,
-    through an `httpx.AsyncClient`."""
+    """Sends `HttpRequest`s. By default over the worker's own connection pool (worker/http_transport.py),
+    building each request as httpx would; with an httpx transport given (tests) or a proxy set in the
+    environment, through an `httpx.AsyncClient`. Either way no cookie outlives its job."""
 
     def __init__(
         self,
@@ -120,10 +121,11 @@ class HttpCore:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,  # redirects are followed here, so each hop passes the guard
             transport=transport,
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
-        self._wire: AiohttpSession | None = None
+        self._wire: ConnectionPool | None = None
         if transport is None and not _proxy_in_environment():
-            self._wire = AiohttpSession(max_connections=max_connections)
+            self._wire = ConnectionPool(max_connections=max_connections)
             defaults = {name.lower(): (name, value) for name, value in self._client.headers.items()}
             self._default_headers = defaults | {"accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING)}
 
@@ -204,13 +206,12 @@ class HttpCore:
         return response.status_code, response.reason_phrase, flatten_headers(response.headers), raw
 
     async def _exchange_on_wire(
-        self, wire: AiohttpSession, request: HttpRequest, url: str, method: str, headers: dict[str, str]
+        self, wire: ConnectionPool, request: HttpRequest, url: str, method: str, headers: dict[str, str]
     ) -> tuple[int, str, dict[str, str], bytes]:
-        target = _parsed_url(url)  # httpx's validation and normalisation, once per URL
         body, wire_headers = self._wire_request(method, request, headers)
         answer = await wire.request(
             method,
-            target,
+            url,
             wire_headers,
             body,
             connect_timeout=request.connect_timeout,
@@ -261,17 +262,6 @@ class HttpCore:
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-@lru_cache(maxsize=512)
-def _parsed_url(url: str) -> str:
-    """The URL as httpx would send it (raises httpx.InvalidURL / UnsupportedProtocol as httpx would)."""
-    parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https"):
-        raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{parsed.scheme}://'.")
-    if not parsed.host:
-        raise httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol.")
-    return str(parsed)
-
-
 def _proxy_in_environment() -> bool:
     """A proxy set by HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, which only httpx's own transport speaks to."""
     return any(scheme in urllib.request.getproxies() for scheme in ("http", "https", "all"))
@@ -289,7 +279,7 @@ def flatten_headers(headers: httpx.Headers) -> dict[str, str]:
     return flat
 
 
-def flatten_raw_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+def flatten_raw_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     """`flatten_headers` for raw header pairs, decoded as httpx decodes them."""
     encoding = header_encoding(raw)
     flat: dict[str, str] = {}

@@ -87,7 +87,7 @@ async def test_an_unknown_host_is_left_to_the_http_client(dns: dict[str, list[st
     await DestinationGuard().check("https://does-not-exist.example/")
 
 
-async def test_an_allowed_host_is_looked_up_again_only_after_aiohttps_dns_cache_expires(
+async def test_an_allowed_host_is_looked_up_again_only_after_the_wires_dns_cache_expires(
     dns: dict[str, list[str]],
 ) -> None:
     now = [1000.0]
@@ -96,7 +96,7 @@ async def test_an_allowed_host_is_looked_up_again_only_after_aiohttps_dns_cache_
     await guard.check("https://model.example/a")
     dns["model.example"] = ["169.254.169.254"]  # DNS now points at the metadata service
     now[0] += 9.9
-    await guard.check("https://model.example/b")  # within the 10 s aiohttp keeps the old address too
+    await guard.check("https://model.example/b")  # within the 10 s the wire keeps the old address too
     now[0] += 0.2
     assert "169.254.169.254" in await _blocked(guard, "https://model.example/c")
 

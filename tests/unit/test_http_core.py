@@ -140,6 +140,19 @@ async def test_repeated_headers_are_joined(make_core: Callable[..., HttpCore]) -
     assert result.headers["vary"] == "Accept, Origin"
 
 
+async def test_a_cookie_set_by_one_call_is_not_sent_with_the_next(make_core: Callable[..., HttpCore]) -> None:
+    sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "session=job-one; Path=/"}, json={})
+
+    core = make_core(handler)
+    await core.send(HttpRequest(URL))
+    await core.send(HttpRequest(URL))
+    assert sent == [None, None]
+
+
 @pytest.mark.parametrize(
     ("raw", "content_type", "body"),
     [

@@ -1,4 +1,4 @@
-"""The HTTP core's default wire (aiohttp, worker/http_transport.py) behaves as httpx's own transport did.
+"""The HTTP core's default wire (worker/http_transport.py) behaves as httpx's own transport did.
 
 Each case sends the same request through `HttpCore()` (the wire) and through `HttpCore` on httpx's real
 transport, against the loopback Hugging Face stand-in, and compares what comes back and what the
