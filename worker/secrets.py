@@ -190,20 +190,3 @@ def build_providers(env_prefix: str, directory: Path | None, dotenv: Path | None
     if dotenv is not None:
         providers.append(DotenvSecrets(dotenv))
     return providers
-
-
-class MaskingFilter(logging.Filter):
-    """Scrubs secrets from every log record, whatever logger or library produced it."""
-
-    def __init__(self, masker: Masker) -> None:
-        super().__init__()
-        self.masker = masker
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = self.masker.mask(message)
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = self.masker.mask(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        record.msg, record.args = masked, None
-        return True

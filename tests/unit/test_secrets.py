@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ from worker.secrets import (
     DotenvSecrets,
     EnvironmentSecrets,
     Masker,
-    MaskingFilter,
     MissingSecretError,
     SecretResolver,
     build_providers,
@@ -208,41 +205,3 @@ def test_adding_values_later_extends_the_mask() -> None:
 def test_regex_characters_in_secrets_are_literal() -> None:
     masker = Masker(["a.b*c+d"])
     assert masker.mask("a.b*c+d aXbbbcd") == f"{MASK} aXbbbcd"
-
-
-# --- log records ------------------------------------------------------------------------------------
-
-
-def _record(msg: str, *args: object, exc_info: object = None) -> logging.LogRecord:
-    return logging.LogRecord("test", logging.ERROR, __file__, 1, msg, args, exc_info)  # type: ignore[arg-type]
-
-
-def test_log_messages_and_their_arguments_are_masked() -> None:
-    record = _record("calling with %s and %r", f"Bearer {TOKEN}", {"token": TOKEN})
-    assert MaskingFilter(Masker([TOKEN])).filter(record) is True
-    assert TOKEN not in record.getMessage()
-    assert MASK in record.getMessage()
-
-
-def test_tracebacks_in_log_records_are_masked() -> None:
-    try:
-        raise RuntimeError(f"failed with {TOKEN}")
-    except RuntimeError:
-        record = _record("boom", exc_info=sys.exc_info())
-    MaskingFilter(Masker([TOKEN])).filter(record)
-    formatted = logging.Formatter().format(record)
-    assert "failed with" in formatted
-    assert TOKEN not in formatted
-
-
-def test_a_logger_with_the_filter_never_writes_a_secret(caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("tests.unit.secrets.masked")
-    masking = MaskingFilter(Masker([TOKEN]))
-    logger.addFilter(masking)
-    try:
-        with caplog.at_level(logging.INFO, logger=logger.name):
-            logger.info("token is %s", TOKEN)
-    finally:
-        logger.removeFilter(masking)
-    assert caplog.records
-    assert TOKEN not in caplog.text
