@@ -344,8 +344,9 @@ class _Closed(Exception):
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, sock: socket.socket) -> None:
         self.origin = origin
+        self._sock = sock
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -365,6 +366,20 @@ class _Connection(asyncio.Protocol):
 
     def finish(self) -> None:
         self._answer = None
+
+    def still_open(self) -> bool:
+        """Whether an idle connection can carry a request. Its close is seen only once the event loop reads
+        the socket; a busy loop may not have yet, so the socket itself is asked (one system call, for the
+        one connection about to be reused; httpx's pool asks every idle connection on every request)."""
+        if self.closed:
+            return False
+        try:
+            self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True  # nothing to read: open, and quiet as an idle connection should be
+        except OSError:
+            return False
+        return False  # the peer closed it (b""), or sent bytes nobody asked for
 
     def close(self) -> None:
         self.closed = True
@@ -520,7 +535,7 @@ class ConnectionPool:
         now = time.monotonic()
         while idle:
             connection = idle.pop()  # the most recently used: the least likely to have been closed
-            if not connection.closed and now - connection.idle_since <= KEEPALIVE_EXPIRY_SECONDS:
+            if now - connection.idle_since <= KEEPALIVE_EXPIRY_SECONDS and connection.still_open():
                 return connection
             self._forget(connection)
         return None
@@ -531,20 +546,12 @@ class ConnectionPool:
 
     async def _connect(self, target: Target, timeout: float) -> _Connection:
         tls = self._tls() if target.scheme == "https" else None
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
                 error: OSError | None = None
                 for family, address, port in await self._resolve(target.host, target.port):
                     try:
-                        _, connection = await loop.create_connection(
-                            lambda: _Connection(target.origin),
-                            address,
-                            port,
-                            family=family,
-                            ssl=tls,
-                            server_hostname=target.host if tls else None,
-                        )
+                        connection = await _open(target, family, (address, port), tls)
                     except ssl.SSLError as exc:
                         raise httpx.ConnectError(str(exc)) from None
                     except OSError as exc:
@@ -575,3 +582,24 @@ class ConnectionPool:
             # httpx's CA bundle and its SSL_CERT_FILE / SSL_CERT_DIR handling.
             self._ssl_context = httpx.create_ssl_context()
         return self._ssl_context
+
+
+async def _open(
+    target: Target, family: socket.AddressFamily, address: tuple[str, int], tls: ssl.SSLContext | None
+) -> _Connection:
+    # The socket is made here, not by asyncio, so that `_Connection.still_open` can look at it.
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, address)
+        _, connection = await loop.create_connection(
+            lambda: _Connection(target.origin, sock),
+            sock=sock,
+            ssl=tls,
+            server_hostname=target.host if tls else None,
+        )
+    except BaseException:
+        sock.close()
+        raise
+    return connection
