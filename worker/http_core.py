@@ -218,10 +218,11 @@ class HttpCore:
             read_timeout=request.read_timeout,
         )
         try:
-            raw = await self._read_capped(answer.header("content-length"), answer.chunks())
+            flat = flatten_raw_headers(answer.raw_headers)  # once: the length below is read from it too
+            raw = await self._read_capped(flat.get("content-length"), answer.chunks())
         finally:
             answer.close()
-        return answer.status, answer.reason, flatten_raw_headers(answer.raw_headers), raw
+        return answer.status, answer.reason, flat, raw
 
     def _wire_request(
         self, method: str, request: HttpRequest, headers: dict[str, str]
