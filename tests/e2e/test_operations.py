@@ -3,6 +3,7 @@ in flight, probes when Zeebe is away, and JSON logs, all against the real worker
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -198,6 +199,28 @@ async def test_graceful_shutdown_lets_the_job_in_flight_finish(
     assert "completed [job_key=" in log
     assert log.rstrip().endswith("hf-connector stopped (exit code 0)")
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("stream", ["true", "false"], ids=["streaming-and-polling", "polling-only"])
+async def test_a_burst_beyond_the_slots_completes_with_streaming_on_or_off(
+    zeebe: ZeebeClient,
+    zeebe_address: str,
+    hf: HfStandin,
+    bpmn_dir: Path,
+    own_connector: Callable[..., Connector],
+    stream: str,
+) -> None:
+    # Three times as many instances as the worker may hold: jobs must keep arriving as slots free,
+    # by the stream or, with streaming off, by polling alone.
+    worker = own_connector(zeebe_address, HF_CONNECTOR_STREAM_ENABLED=stream, HF_CONNECTOR_MAX_JOBS="2")
+    model = unique_model()
+    hf.script(model, *[Reply(json=[{"generated_text": "done"}], delay=0.2)] * 12)
+    process_id = await deploy_task(zeebe, bpmn_dir, worker.job_type, model)
+
+    results = await asyncio.gather(*(run_to_end(zeebe, process_id) for _ in range(12)))
+
+    assert [r["result"]["body"] for r in results] == [[{"generated_text": "done"}]] * 12
+    assert worker.metric("hf_connector_jobs_total", {"outcome": "completed"}) == 12
 
 
 def test_readiness_is_down_while_zeebe_is_unreachable_but_liveness_holds(
