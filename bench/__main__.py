@@ -33,7 +33,9 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, bool]:
     parser.add_argument(
         "--latency-probe", type=int, help="instances at 4 in flight for the unloaded latency (200; quick 40; 0: skip)"
     )
-    parser.add_argument("--max-jobs", type=int, default=32, help="HF_CONNECTOR_MAX_JOBS and the bare worker's")
+    parser.add_argument(
+        "--max-jobs", type=int, default=64, help="jobs in flight for every subject: HF_CONNECTOR_MAX_JOBS (default 64)"
+    )
     parser.add_argument("--latency", type=float, default=0.1, help="stand-in latency in seconds (default 0.1)")
     parser.add_argument(
         "--concurrency-factor",
