@@ -63,7 +63,7 @@ class BenchConfig:
     max_jobs: int = 64
     """HF_CONNECTOR_MAX_JOBS of our worker (its own default is 32), and the same for the bare worker
     and Camunda's runtime. At 32 and 100 ms our worker ran at 78-88 % of its concurrency bound (320
-    jobs/s) and spent 1.05-1.23 ms of CPU per job; at 64, clear of the bound, 0.72-0.81 ms."""
+    jobs/s) and spent 0.91-1.23 ms of CPU per job; at 64, clear of the bound, 0.72-0.81 ms."""
     latency: float = 0.1
     concurrency_factor: float = 6.0
     """Instances in flight = factor x the subject's max jobs in flight (x processes). Enough that the
