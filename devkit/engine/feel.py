@@ -119,7 +119,9 @@ COMMENT: /\/\/[^\n]*|\/\*(?:.|\n)*?\*\//
 %ignore COMMENT
 """.replace("@SPACED@", "|".join(name.replace(" ", r"\s+") for name in _SPACED_FUNCTIONS))
 
-_PARSER: Final = Lark(_GRAMMAR, parser="lalr", maybe_placeholders=True)
+# The basic lexer reads a whole name before it looks for keywords, so `index` or `instance` never splits into
+# the keyword `in` and a rest, as a lexer that knows which tokens may come next would split them.
+_PARSER: Final = Lark(_GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=True)
 
 
 # -- values -------------------------------------------------------------------------------------------------
@@ -492,7 +494,10 @@ class Call(Node):
         arguments = [argument.value(scope) for argument in self.arguments]
         if any(argument is None for argument in arguments[: self.function.required]):
             return None
-        return self.function.body(self.function.name, arguments)
+        try:
+            return self.function.body(self.function.name, arguments)
+        except decimal.DecimalException:
+            return None  # as with operators: a result beyond FEEL's decimals is null
 
 
 # -- built-in functions -------------------------------------------------------------------------------------
@@ -668,7 +673,7 @@ def _round(rounding: str) -> Body:
 
 def _decimal_places(function: str, arguments: list[Any]) -> Any:
     places = _integer(function, arguments, 2)
-    return _number(function, arguments).quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_EVEN)
+    return _number(function, arguments).quantize(Decimal(1).scaleb(-places), decimal.ROUND_HALF_EVEN, _DECIMALS)
 
 
 def _not(function: str, arguments: list[Any]) -> Any:
@@ -724,7 +729,7 @@ _FUNCTIONS: Final = {
         _function("mean", 0, None, _mean),
         _function("min", 0, None, _extreme(-1)),
         _function("max", 0, None, _extreme(1)),
-        _function("abs", 1, 1, lambda f, a: abs(_number(f, a))),
+        _function("abs", 1, 1, lambda f, a: _DECIMALS.abs(_number(f, a))),
         _function("floor", 1, 1, _round(decimal.ROUND_FLOOR)),
         _function("ceiling", 1, 1, _round(decimal.ROUND_CEILING)),
         _function("decimal", 2, 2, _decimal_places),
