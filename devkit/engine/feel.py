@@ -553,7 +553,7 @@ def _context(function: str, arguments: list[Any], position: int = 1) -> Mapping[
     return value
 
 
-def _items(function: str, arguments: list[Any]) -> list[Any]:
+def _items(arguments: list[Any]) -> list[Any]:
     """`sum([1, 2])` and `sum(1, 2)` mean the same; likewise `min`, `max`, `mean`."""
     if len(arguments) == 1 and isinstance(arguments[0], list | tuple):
         return list(arguments[0])
@@ -561,7 +561,7 @@ def _items(function: str, arguments: list[Any]) -> list[Any]:
 
 
 def _numbers(function: str, arguments: list[Any]) -> list[Decimal]:
-    items = _items(function, arguments)
+    items = _items(arguments)
     if not all(_is_number(item) for item in items):
         raise _Failure(f"function '{function}' expects numbers, not {', '.join(sorted({_kind(i) for i in items}))}")
     return [_decimal(item) for item in items]
@@ -569,10 +569,12 @@ def _numbers(function: str, arguments: list[Any]) -> list[Decimal]:
 
 def _extreme(sign: int) -> Body:
     def body(function: str, arguments: list[Any]) -> Any:
-        items = _items(function, arguments)
-        best: Any = None
+        items = _items(arguments)
+        if not items:
+            return None
+        best = items[0]
         for item in items:
-            order = _order(item, best) if best is not None else sign
+            order = _order(item, best)
             if order is None:
                 raise _Failure(f"function '{function}' expects numbers or strings of one kind")
             if order == sign:
@@ -687,7 +689,7 @@ def _put(function: str, arguments: list[Any]) -> dict[str, Any]:
 
 def _merge(function: str, arguments: list[Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for context in _items(function, arguments):
+    for context in _items(arguments):
         if not isinstance(context, Mapping):
             _wrong(function, 1, "a list of contexts", context)
         merged.update(context)

@@ -314,6 +314,7 @@ ERRORS: list[tuple[str, str]] = [
     ('=get value([1], "a")', "function 'get value' expects a context as argument 1, not a list"),
     ('=sum([1, "a"])', "function 'sum' expects numbers"),
     ('=min([1, "a"])', "function 'min' expects numbers or strings of one kind"),
+    ("=max([true])", "function 'max' expects numbers or strings of one kind"),
     ('=substring("abc", 1.5)', "function 'substring' expects a whole number as argument 2"),
     ("=for x in xs return x", "unexpected 'x' at position 5"),
     ("=some x in xs satisfies x > 1", "unexpected 'x' at position 6"),
