@@ -36,8 +36,8 @@ run: install
 	$(BIN)/hf-connector dev
 
 lint: install
-	$(BIN)/ruff check worker tests bench
-	$(BIN)/ruff format --check worker tests bench
+	$(BIN)/ruff check worker devkit tests bench
+	$(BIN)/ruff format --check worker devkit tests bench
 	$(BIN)/mypy
 
 # Fetch the broker distribution and a Java before the tests, so a missing piece fails with its own message.
