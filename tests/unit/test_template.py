@@ -330,7 +330,9 @@ def test_fields_follow_their_ui_annotation(by_binding: dict[str, dict[str, Any]]
         if ui.example is not None and ui.kind in ("String", "Text"):
             assert prop.get("placeholder") == ui.example, f"{key}: the example is the placeholder"
         if ui.pattern is not None:
-            assert prop["constraints"]["pattern"] == {"value": ui.pattern[0], "message": ui.pattern[1]}, key
+            pattern = prop["constraints"]["pattern"]
+            assert pattern["message"] == ui.pattern[1], key
+            assert pattern["value"].endswith(ui.pattern[0]), f"{key}: the pattern is the contract's"
         if ui.secret:
             assert "{{secrets." in prop["tooltip"], f"{key}: a secret field tells how to reference a secret"
 
@@ -414,6 +416,33 @@ def test_retries(by_binding: dict[str, dict[str, Any]]) -> None:
     pattern = re.compile(backoff["constraints"]["pattern"]["value"])
     assert all(pattern.match(text) for text in ("PT0S", "PT30S", "PT1M30S", "PT1.5S", "P1D", "=backoff"))
     assert not any(pattern.match(text) for text in ("30s", "30", "P", "PT", "1 minute"))
+
+
+def test_an_unset_optional_field_passes_its_pattern(template: dict[str, Any]) -> None:
+    """Modeler tests the pattern of an unset optional field with `RegExp.test(undefined)`, i.e. against the
+    text "undefined": a red message on an empty field would send the modeller looking for a mistake."""
+    checked = []
+    for prop in template["properties"]:
+        pattern = prop.get("constraints", {}).get("pattern")
+        if pattern and prop.get("optional"):
+            for unset in ("", "undefined"):
+                assert re.search(pattern["value"], unset), f"{prop['id']}: an unset value fails {pattern['value']}"
+            checked.append(prop["id"])
+    assert {"readTimeoutInSeconds", "retryBackoff"} <= set(checked)
+
+
+def test_expressions_say_they_are_jinja2_and_show_an_example(by_binding: dict[str, dict[str, Any]]) -> None:
+    """Result and error expressions sit where Camunda's connectors take FEEL: the label says otherwise."""
+    for key in ("header:resultExpression", "header:errorExpression"):
+        prop = by_binding[key]
+        assert prop["label"].endswith("(Jinja2)"), key
+        assert prop["placeholder"] and not prop["placeholder"].startswith("="), f"{key}: a Jinja2 example"
+
+
+def test_long_values_wrap_in_the_panel(by_binding: dict[str, dict[str, Any]]) -> None:
+    """A secret reference and long model ids are wider than a 280 px panel: text areas wrap them."""
+    assert by_binding["input:authentication.token"]["type"] == "Text"
+    assert by_binding["input:model"]["type"] == "Text"
 
 
 def test_timeouts_accept_numbers_feel_and_secrets(by_binding: dict[str, dict[str, Any]]) -> None:
