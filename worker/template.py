@@ -7,7 +7,7 @@ on the operation dropdown, so a modeller only sees what the chosen operation use
 
     python -m worker.template [DIR]         # writes DIR/hugging-face-connector.json (default element-templates)
     python -m worker.template --check       # exit 1 if the committed file is stale
-    python -m worker.template --markdown    # the field reference table in README.md
+    python -m worker.template --markdown    # the field reference table in docs/modelling.md
 
 Versioning policy: when fields change (added, removed, renamed, new binding, new condition or stricter
 constraint), bump `TEMPLATE_VERSION`. `write_template` then keeps the previous file as

@@ -43,7 +43,7 @@ VERSIONED = TEMPLATES / "versioned"
 TOOLING = REPO / "tooling"
 NODE_MODULES = TOOLING / "node_modules"
 SCHEMA = NODE_MODULES / "@camunda" / "zeebe-element-templates-json-schema" / "resources" / "schema.json"
-MODELERS_DOC = REPO / "README.md"
+MODELERS_DOC = REPO / "docs" / "modelling.md"
 REGENERATE = "run `hf-connector template` (or `python -m worker.template`) to regenerate it"
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -495,7 +495,18 @@ def test_markdown_reference_lists_every_visible_field(template: dict[str, Any]) 
 
 
 def test_modelers_doc_has_the_current_field_table() -> None:
-    assert MODELERS_DOC.exists(), "README.md is missing"
+    assert MODELERS_DOC.exists(), "docs/modelling.md is missing"
     assert render_markdown() in MODELERS_DOC.read_text(encoding="utf-8"), (
-        "the field table in README.md is stale: paste the output of `python -m worker.template --markdown`"
+        "the field table in docs/modelling.md is stale: paste the output of `python -m worker.template --markdown`"
     )
+
+
+def test_modelers_doc_links_resolve() -> None:
+    """Every relative link and image in docs/modelling.md points at a file or folder of the repository."""
+    text = MODELERS_DOC.read_text(encoding="utf-8")
+    targets = [target for target in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in target]
+    assert "images/properties-panel.png" in targets, "the doc shows the properties panel"
+    missing = [t for t in targets if t.split("#")[0] and not (MODELERS_DOC.parent / t.split("#")[0]).exists()]
+    assert not missing, f"docs/modelling.md links to what does not exist: {missing}"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "](docs/modelling.md)" in readme, "the README points modellers to docs/modelling.md"
