@@ -51,7 +51,8 @@ TEMPLATE_FILENAME: Final = "hugging-face-connector.json"
 VERSIONED_DIRNAME: Final = "versioned"
 TASK_TYPE: Final = "hugging-face"
 SCHEMA_URL: Final = "https://unpkg.com/@camunda/zeebe-element-templates-json-schema/resources/schema.json"
-DOCUMENTATION_URL: Final = "https://github.com/hf-connector/camunda-hugging-face-connector#readme"
+# The panel header links here: the modeller's page, not the project's front page.
+DOCUMENTATION_URL: Final = "https://github.com/hf-connector/camunda-hugging-face-connector/blob/main/docs/modelling.md"
 DEFAULT_DIRECTORY: Final = Path("element-templates")
 DEFAULT_RETRIES: Final = 3
 DEFAULT_RETRY_BACKOFF: Final = "PT0S"

@@ -247,7 +247,8 @@ def test_template_metadata(template: dict[str, Any]) -> None:
     assert (template["id"], template["version"]) == (TEMPLATE_ID, TEMPLATE_VERSION)
     assert isinstance(TEMPLATE_VERSION, int) and TEMPLATE_VERSION >= 1
     assert template["description"]
-    assert template["documentationRef"] == "https://github.com/hf-connector/camunda-hugging-face-connector#readme"
+    assert template["documentationRef"].endswith("/docs/modelling.md"), "the panel links to the modeller's page"
+    assert (REPO / "docs" / "modelling.md").exists()
     assert template["category"] == {"id": "connectors", "name": "Connectors"}
     assert template["appliesTo"] == ["bpmn:Task"]
     assert template["elementType"] == {"value": "bpmn:ServiceTask"}
