@@ -1,6 +1,7 @@
 # `make run` and `make test` set up everything they need on a fresh machine: a virtual environment,
-# the npm tooling for templates and BPMN, and (through worker/broker.py) a Zeebe distribution and a
-# Java 21+ when no ZEEBE_ADDRESS is given. Caches live outside git (~/.cache/hf-connector).
+# the npm tooling for templates and BPMN, Chromium for the properties panel test (apt, as root), and
+# (through worker/broker.py) a Zeebe distribution and a Java 21+ when no ZEEBE_ADDRESS is given. Caches
+# live outside git (~/.cache/hf-connector).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-.PHONY: help install tooling run test lint unit e2e template bench clean
+.PHONY: help install tooling chromium run test lint unit e2e template bench clean
 
 help:
 	@echo "make run    - run the worker (starts a local Zeebe when ZEEBE_ADDRESS is unset)"
@@ -32,6 +33,16 @@ tooling/node_modules/.installed: tooling/package.json tooling/package-lock.json
 
 tooling: tooling/node_modules/.installed
 
+# tests/ui renders the element template in Modeler's properties panel with Debian's Chromium.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "make test needs Chromium for tests/ui: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; \
+	fi
+
 run: install
 	$(BIN)/hf-connector dev
 
@@ -44,7 +55,7 @@ lint: install
 broker-prerequisites: install
 	@if [ -z "$$ZEEBE_ADDRESS" ]; then $(BIN)/python -m worker.broker --prepare; fi
 
-test: install tooling lint broker-prerequisites
+test: install tooling chromium lint broker-prerequisites
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install tooling

@@ -7,12 +7,13 @@ on the operation dropdown, so a modeller only sees what the chosen operation use
 
     python -m worker.template [DIR]         # writes DIR/hugging-face-connector.json (default element-templates)
     python -m worker.template --check       # exit 1 if the committed file is stale
-    python -m worker.template --markdown    # the field reference table in README.md
+    python -m worker.template --markdown    # the field reference table in docs/modelling.md
 
-Versioning policy: when fields change (added, removed, renamed, new binding, new condition or constraint),
-bump `TEMPLATE_VERSION`. `write_template` then keeps the previous file as
+Versioning policy: when fields change (added, removed, renamed, new binding, new condition or stricter
+constraint), bump `TEMPLATE_VERSION`. `write_template` then keeps the previous file as
 `versioned/hugging-face-connector-<old version>.json`, so diagrams built with an older version still open
-in Modeler and can be upgraded from there. Tooltip or label wording alone needs no bump.
+in Modeler and can be upgraded from there. What only changes how Modeler shows a field needs no bump:
+tooltip, label or placeholder wording, String or Text, a pattern that accepts more.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ TEMPLATE_FILENAME: Final = "hugging-face-connector.json"
 VERSIONED_DIRNAME: Final = "versioned"
 TASK_TYPE: Final = "hugging-face"
 SCHEMA_URL: Final = "https://unpkg.com/@camunda/zeebe-element-templates-json-schema/resources/schema.json"
-DOCUMENTATION_URL: Final = "https://github.com/hf-connector/camunda-hugging-face-connector#readme"
+# The panel header links here: the modeller's page, not the project's front page.
+DOCUMENTATION_URL: Final = "https://github.com/hf-connector/camunda-hugging-face-connector/blob/main/docs/modelling.md"
 DEFAULT_DIRECTORY: Final = Path("element-templates")
 DEFAULT_RETRIES: Final = 3
 DEFAULT_RETRY_BACKOFF: Final = "PT0S"
@@ -193,6 +195,14 @@ def _tooltip(ui: Ui) -> str | None:
     return " ".join(parts) or None
 
 
+def _pattern_value(pattern: str, optional: bool) -> str:
+    """Modeler tests `constraints.pattern` on an unset optional field too, and shows the message in red.
+    The value it tests is then `undefined`, which JavaScript's `RegExp.test` reads as the text "undefined":
+    an optional field's pattern also accepts that and the empty string. The worker validates every value
+    again, so a modeller who types "undefined" still gets a clear error from the job."""
+    return f"^(undefined)?$|{pattern}" if optional else pattern
+
+
 def _property(field: _Field) -> dict[str, Any]:
     ui = field.ui
     not_empty = field.info.is_required() or field.binding_name in NOT_EMPTY
@@ -230,7 +240,7 @@ def _property(field: _Field) -> dict[str, Any]:
     elif ui.pattern is not None:
         constraints["notEmpty"] = False  # the schema wants this spelled out for optional properties
     if ui.pattern is not None:
-        constraints["pattern"] = {"value": ui.pattern[0], "message": ui.pattern[1]}
+        constraints["pattern"] = {"value": _pattern_value(ui.pattern[0], optional), "message": ui.pattern[1]}
     if constraints:
         prop["constraints"] = constraints
     if ui.operations:

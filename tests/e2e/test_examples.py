@@ -53,11 +53,14 @@ async def _run(zeebe: ZeebeClient, name: str, variables: dict[str, Any] | None =
 
 
 async def test_summarization_as_in_camundas_documentation(deployed: ZeebeClient, hf: HfStandin) -> None:
-    variables = await _run(deployed, "summarization")
+    paragraph = (
+        "Java is a high-level, class-based, object-oriented programming language that is designed to have as "
+        "few implementation dependencies as possible."
+    )
+    variables = await _run(deployed, "summarization", {"text": paragraph})
     assert variables["summary"] == variables["myHuggingFaceResponse"]["body"][0]["summary_text"]
     request = hf.requests_for("facebook/bart-large-cnn")[-1]
-    assert request.json["parameters"] == {"max_length": 75}
-    assert request.json["inputs"].startswith("Java is a high-level, class-based, object-oriented")
+    assert request.json == {"inputs": paragraph, "parameters": {"max_length": 75}}
 
 
 async def test_embeddings_as_in_elasticsearchs_integration(deployed: ZeebeClient) -> None:

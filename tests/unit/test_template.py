@@ -43,7 +43,7 @@ VERSIONED = TEMPLATES / "versioned"
 TOOLING = REPO / "tooling"
 NODE_MODULES = TOOLING / "node_modules"
 SCHEMA = NODE_MODULES / "@camunda" / "zeebe-element-templates-json-schema" / "resources" / "schema.json"
-MODELERS_DOC = REPO / "README.md"
+MODELERS_DOC = REPO / "docs" / "modelling.md"
 REGENERATE = "run `hf-connector template` (or `python -m worker.template`) to regenerate it"
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -247,7 +247,8 @@ def test_template_metadata(template: dict[str, Any]) -> None:
     assert (template["id"], template["version"]) == (TEMPLATE_ID, TEMPLATE_VERSION)
     assert isinstance(TEMPLATE_VERSION, int) and TEMPLATE_VERSION >= 1
     assert template["description"]
-    assert template["documentationRef"] == "https://github.com/hf-connector/camunda-hugging-face-connector#readme"
+    assert template["documentationRef"].endswith("/docs/modelling.md"), "the panel links to the modeller's page"
+    assert (REPO / "docs" / "modelling.md").exists()
     assert template["category"] == {"id": "connectors", "name": "Connectors"}
     assert template["appliesTo"] == ["bpmn:Task"]
     assert template["elementType"] == {"value": "bpmn:ServiceTask"}
@@ -330,7 +331,9 @@ def test_fields_follow_their_ui_annotation(by_binding: dict[str, dict[str, Any]]
         if ui.example is not None and ui.kind in ("String", "Text"):
             assert prop.get("placeholder") == ui.example, f"{key}: the example is the placeholder"
         if ui.pattern is not None:
-            assert prop["constraints"]["pattern"] == {"value": ui.pattern[0], "message": ui.pattern[1]}, key
+            pattern = prop["constraints"]["pattern"]
+            assert pattern["message"] == ui.pattern[1], key
+            assert pattern["value"].endswith(ui.pattern[0]), f"{key}: the pattern is the contract's"
         if ui.secret:
             assert "{{secrets." in prop["tooltip"], f"{key}: a secret field tells how to reference a secret"
 
@@ -416,6 +419,33 @@ def test_retries(by_binding: dict[str, dict[str, Any]]) -> None:
     assert not any(pattern.match(text) for text in ("30s", "30", "P", "PT", "1 minute"))
 
 
+def test_an_unset_optional_field_passes_its_pattern(template: dict[str, Any]) -> None:
+    """Modeler tests the pattern of an unset optional field with `RegExp.test(undefined)`, i.e. against the
+    text "undefined": a red message on an empty field would send the modeller looking for a mistake."""
+    checked = []
+    for prop in template["properties"]:
+        pattern = prop.get("constraints", {}).get("pattern")
+        if pattern and prop.get("optional"):
+            for unset in ("", "undefined"):
+                assert re.search(pattern["value"], unset), f"{prop['id']}: an unset value fails {pattern['value']}"
+            checked.append(prop["id"])
+    assert {"readTimeoutInSeconds", "retryBackoff"} <= set(checked)
+
+
+def test_expressions_say_they_are_jinja2_and_show_an_example(by_binding: dict[str, dict[str, Any]]) -> None:
+    """Result and error expressions sit where Camunda's connectors take FEEL: the label says otherwise."""
+    for key in ("header:resultExpression", "header:errorExpression"):
+        prop = by_binding[key]
+        assert prop["label"].endswith("(Jinja2)"), key
+        assert prop["placeholder"] and not prop["placeholder"].startswith("="), f"{key}: a Jinja2 example"
+
+
+def test_long_values_wrap_in_the_panel(by_binding: dict[str, dict[str, Any]]) -> None:
+    """A secret reference and long model ids are wider than a 280 px panel: text areas wrap them."""
+    assert by_binding["input:authentication.token"]["type"] == "Text"
+    assert by_binding["input:model"]["type"] == "Text"
+
+
 def test_timeouts_accept_numbers_feel_and_secrets(by_binding: dict[str, dict[str, Any]]) -> None:
     for key in ("input:connectionTimeoutInSeconds", "input:readTimeoutInSeconds"):
         prop = by_binding[key]
@@ -466,7 +496,18 @@ def test_markdown_reference_lists_every_visible_field(template: dict[str, Any]) 
 
 
 def test_modelers_doc_has_the_current_field_table() -> None:
-    assert MODELERS_DOC.exists(), "README.md is missing"
+    assert MODELERS_DOC.exists(), "docs/modelling.md is missing"
     assert render_markdown() in MODELERS_DOC.read_text(encoding="utf-8"), (
-        "the field table in README.md is stale: paste the output of `python -m worker.template --markdown`"
+        "the field table in docs/modelling.md is stale: paste the output of `python -m worker.template --markdown`"
     )
+
+
+def test_modelers_doc_links_resolve() -> None:
+    """Every relative link and image in docs/modelling.md points at a file or folder of the repository."""
+    text = MODELERS_DOC.read_text(encoding="utf-8")
+    targets = [target for target in re.findall(r"\]\(([^)\s]+)\)", text) if "://" not in target]
+    assert "images/properties-panel.png" in targets, "the doc shows the properties panel"
+    missing = [t for t in targets if t.split("#")[0] and not (MODELERS_DOC.parent / t.split("#")[0]).exists()]
+    assert not missing, f"docs/modelling.md links to what does not exist: {missing}"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "](docs/modelling.md)" in readme, "the README points modellers to docs/modelling.md"

@@ -95,6 +95,7 @@ class Authentication(BaseModel):
             "A Hugging Face access token (hf_...) with the inference permission. Store it as a secret "
             "and reference it as {{secrets.HUGGING_FACE_TOKEN}}; never paste the token itself.",
             feel=None,
+            kind="Text",  # wraps: the secret reference is wider than a 280 px properties panel
             example="{{secrets.HUGGING_FACE_TOKEN}}",
             secret=True,
         ),
@@ -132,6 +133,7 @@ class JobVariables(BaseModel):
             Group.MODEL,
             "A model id such as facebook/bart-large-cnn (chat: optionally with :provider, :fastest or "
             ":cheapest), or the https URL of a dedicated Inference Endpoint.",
+            kind="Text",  # wraps: long model ids and endpoint URLs are wider than the properties panel
             example=EXAMPLE_MODEL,
         ),
     ]
@@ -355,7 +357,7 @@ class TaskHeaders(BaseModel):
     resultExpression: Annotated[
         str | None,
         Ui(
-            "Result expression",
+            "Result expression (Jinja2)",
             Group.OUTPUT,
             "A Jinja2 expression over response, status, headers and body that returns a mapping merged "
             'into the process variables, e.g. {"summary": body[0].summary_text}.',
@@ -367,7 +369,7 @@ class TaskHeaders(BaseModel):
     errorExpression: Annotated[
         str | None,
         Ui(
-            "Error expression",
+            "Error expression (Jinja2)",
             Group.ERRORS,
             "A Jinja2 expression over error, response and job that may return bpmnError(code, message), "
             "jobError(message, variables, retries, retryBackoff) or ignoreError(variables).",
