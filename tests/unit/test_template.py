@@ -470,3 +470,17 @@ def test_modelers_doc_has_the_current_field_table() -> None:
     assert render_markdown() in MODELERS_DOC.read_text(encoding="utf-8"), (
         "the field table in README.md is stale: paste the output of `python -m worker.template --markdown`"
     )
+
+
+def test_chat_tools_and_response_format_are_feel_and_tool_choice_a_dropdown(
+    by_binding: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("tools", "responseFormat"):
+        prop = by_binding[f"input:{name}"]
+        assert (prop["type"], prop["feel"], prop["group"]) == ("Text", "required", "chat"), name
+        assert _shown_for(prop) == {"chat"}
+        assert "e.g. =" in prop["tooltip"], "the tooltip shows an example"
+    choice = by_binding["input:toolChoice"]
+    assert choice["type"] == "Dropdown" and _shown_for(choice) == {"chat"}
+    assert [c["value"] for c in choice["choices"]] == ["auto", "none", "required"]
+    assert choice["value"] == "auto"
