@@ -178,6 +178,7 @@ async def test_an_answer_that_is_not_json_fails_at_once(hf: Harness) -> None:
     assert report.outcome.code == "INVALID_JSON_ANSWER"
     assert report.outcome.retries == 0
     assert "not JSON" in report.outcome.message and "I am sorry" in report.outcome.message
+    assert "INVALID_JSON_ANSWER" in report.outcome.message, "Operate shows the code the error expression can use"
     assert len(hf.requests) == 1
 
 

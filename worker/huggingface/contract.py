@@ -315,8 +315,9 @@ class JobVariables(BaseModel):
         Ui(
             "Tools",
             Group.CHAT,
-            "Functions the model may call, as a FEEL list of OpenAI tools, e.g. "
-            '=[{type: "function", function: {name: "get_weather", description: "Current weather of a city", '
+            'Functions the model may call, as a FEEL list of OpenAI tools (quote the key "function", a FEEL '
+            "keyword), e.g. "
+            '=[{type: "function", "function": {name: "get_weather", description: "Current weather of a city", '
             'parameters: {type: "object", properties: {city: {type: "string"}}, required: ["city"]}}}]. '
             "Calls come back in toolCalls [{id, name, arguments}]; append message and one "
             '{role: "tool", tool_call_id: id, content: ...} per call to messages and chat again.',

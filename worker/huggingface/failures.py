@@ -90,7 +90,8 @@ def failure_from_http_error(error: HttpError) -> CallFailure:
 
 def failure_from_invalid_answer(error: InvalidJsonAnswerError, response_variable: dict[str, Any]) -> CallFailure:
     """Asking again rarely mends a model's answer, so it fails at once unless the error expression says otherwise."""
-    return CallFailure(error.code, str(error), retryable=False, response=response_variable)
+    message = f"{error} Error code {error.code}: an error expression can turn it into a BPMN error."
+    return CallFailure(error.code, message, retryable=False, response=response_variable)
 
 
 def error_text(body: Any) -> str:
