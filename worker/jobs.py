@@ -26,8 +26,14 @@ from worker.expressions import (
     evaluate_result_expression,
 )
 from worker.http_core import HttpCore, HttpError, HttpResult
+from worker.huggingface.chat import InvalidJsonAnswerError
 from worker.huggingface.contract import JobVariables, TaskHeaders
-from worker.huggingface.failures import CallFailure, failure_from_http_error, failure_from_response
+from worker.huggingface.failures import (
+    CallFailure,
+    failure_from_http_error,
+    failure_from_invalid_answer,
+    failure_from_response,
+)
 from worker.huggingface.ratelimit import RateLimiter
 from worker.huggingface.requests import HfCall, HfDefaults, InvalidInputError, build_call
 from worker.secrets import Masker, MissingSecretError, SecretResolver
@@ -167,7 +173,8 @@ class JobHandler:
             return None, failure_from_http_error(exc), time.perf_counter() - started
         if result.status >= 400:
             response = self.masker.mask_data(result.as_variable())
-            failure = failure_from_response(result, response, self.max_retry_after_seconds)
+            advice = call.rejection_advice(result.status)
+            failure = failure_from_response(result, response, self.max_retry_after_seconds, advice)
             return result, failure, result.elapsed_seconds
         return result, None, result.elapsed_seconds
 
@@ -182,7 +189,10 @@ class JobHandler:
         failure: CallFailure | None,
     ) -> Outcome:
         if failure is None and result is not None:
-            return self._success(headers, call, result)
+            try:
+                return self._success(headers, call.result_variable(result))
+            except InvalidJsonAnswerError as exc:
+                failure = failure_from_invalid_answer(exc, self.masker.mask_data(result.as_variable()))
         assert failure is not None
         if headers.errorExpression:
             try:
@@ -193,8 +203,8 @@ class JobHandler:
                 return decided
         return self._default_failure(job, headers, failure)
 
-    def _success(self, headers: TaskHeaders, call: HfCall, result: HttpResult) -> Outcome:
-        response = self.masker.mask_data(call.result_variable(result))
+    def _success(self, headers: TaskHeaders, result_variable: dict[str, Any]) -> Outcome:
+        response = self.masker.mask_data(result_variable)
         variables: dict[str, Any] = {}
         if headers.resultVariable:
             variables[headers.resultVariable] = response

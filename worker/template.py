@@ -40,12 +40,13 @@ from worker.huggingface.contract import (
     JobVariables,
     Operation,
     TaskHeaders,
+    ToolChoice,
     Ui,
     ui_of,
 )
 
 TEMPLATE_ID: Final = "io.github.hf-connector.huggingface"
-TEMPLATE_VERSION: Final = 1
+TEMPLATE_VERSION: Final = 2
 TEMPLATE_NAME: Final = "Hugging Face Connector"
 TEMPLATE_FILENAME: Final = "hugging-face-connector.json"
 VERSIONED_DIRNAME: Final = "versioned"
@@ -88,6 +89,9 @@ CHOICE_NAMES: Final[dict[Enum, str]] = {
     ChunkingStrategy.NONE: "No chunking",
     ChunkingStrategy.WORD: "Word chunks",
     ChunkingStrategy.SENTENCE: "Sentence chunks",
+    ToolChoice.AUTO: "Auto: the model decides",
+    ToolChoice.NONE: "None: no tool calls",
+    ToolChoice.REQUIRED: "Required: at least one call",
 }
 
 SECRET_HINT: Final = (
@@ -207,7 +211,7 @@ def _property(field: _Field) -> dict[str, Any]:
     ui = field.ui
     not_empty = field.info.is_required() or field.binding_name in NOT_EMPTY
     optional = not not_empty and ui.kind not in ("Dropdown", "Hidden")
-    default = _default_of(field.info)
+    default = ui.template_value if ui.template_value is not None else _default_of(field.info)
 
     prop: dict[str, Any] = {"id": field.property_id, "label": ui.label, "group": ui.group.value}
     tooltip = _tooltip(ui)

@@ -7,6 +7,7 @@ one test process, so no other worker of the session competes for those jobs.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.support.connector import REPO, Connector
 from tests.support.hf_standin import PNG_SIGNATURE, HfStandin, Reply, tiny_png
 from tests.support.records import ZeebeRecords
 from tests.support.zeebe_helpers import run_to_end
+from tests.unit.test_bpmn_examples import SCENARIOS
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +47,7 @@ async def deployed(zeebe: ZeebeClient, examples_worker: Connector) -> ZeebeClien
 
 def test_there_is_an_example_per_scenario() -> None:
     names = {path.stem for path in EXAMPLES}
-    assert {"summarization", "embeddings", "image-captioning", "text-to-image", "chat", "error-handling"} <= names
+    assert set(SCENARIOS) <= names
 
 
 async def _run(zeebe: ZeebeClient, name: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -109,4 +111,74 @@ async def test_error_handling_catches_a_missing_model_as_a_bpmn_error(deployed: 
         "ELEMENT_COMPLETED",
         processInstanceKey=response.process_instance_key,
         elementId="ModelNotFoundEnd",
+    )
+
+
+EXTRACTION_MODEL = "Qwen/Qwen3-32B:cerebras"
+PAYMENT_TEXT = "Hello, this is Ada Lovelace (ada@example.com). I transferred 120.50 EUR for the workshop."
+
+
+async def test_structured_extraction_maps_the_json_answer(deployed: ZeebeClient, hf: HfStandin) -> None:
+    variables = await _run(deployed, "structured-extraction", {"text": PAYMENT_TEXT})
+    assert (variables["name"], variables["email"], variables["amount"]) == ("Ada Lovelace", "ada@example.com", 120.5)
+    assert variables["extraction"]["json"] == {"name": "Ada Lovelace", "email": "ada@example.com", "amount": 120.5}
+    sent = [r for r in hf.requests_for(EXTRACTION_MODEL) if r.json["messages"][-1]["content"] == PAYMENT_TEXT]
+    response_format = sent[-1].json["response_format"]
+    assert response_format["type"] == "json_schema" and response_format["json_schema"]["strict"] is True
+    assert response_format["json_schema"]["schema"]["required"] == ["name", "email", "amount"]
+    assert "tools" not in sent[-1].json and "tool_choice" not in sent[-1].json
+
+
+async def test_structured_extraction_raises_an_incident_for_an_answer_that_is_not_json(
+    deployed: ZeebeClient, hf: HfStandin
+) -> None:
+    text = "A payment text the stand-in answers in prose."
+    hf.script(EXTRACTION_MODEL, Reply.chat("Sorry, I found no payment in this text."))
+    response = await deployed.run_process("hf-example-structured-extraction", {"text": text})
+    records = ZeebeRecords.of_session()
+    message = records.incident(response.process_instance_key)["errorMessage"]
+    assert "not JSON" in message and "INVALID_JSON_ANSWER" in message
+    assert "Sorry, I found no payment" in message
+    failures = records.job_failures(response.process_instance_key)
+    assert [f["retries"] for f in failures] == [0], "no retry: one request, then the incident"
+    assert len([r for r in hf.requests_for(EXTRACTION_MODEL) if r.json["messages"][-1]["content"] == text]) == 1
+
+
+async def test_tool_loop_calls_the_tool_and_answers_from_its_result(deployed: ZeebeClient, hf: HfStandin) -> None:
+    question = "Summarize this: The tower is 324 metres tall, about the same height as an 81-storey building."
+    variables = await _run(deployed, "tool-loop", {"question": question})
+    assert variables["toolRounds"] == 1
+    assert variables["toolCalls"] == []
+    conversation = variables["conversation"]
+    assert [m["role"] for m in conversation] == ["system", "user", "assistant", "tool", "assistant"]
+    call = conversation[2]["tool_calls"][0]
+    assert call["function"]["name"] == "summarize"
+    assert conversation[3]["tool_call_id"] == call["id"]
+    summary = conversation[3]["content"]
+    assert summary and summary in variables["answer"]
+    summarized = [r for r in hf.requests_for("facebook/bart-large-cnn") if r.json["inputs"] == question]
+    assert len(summarized) == 1
+    chats = [r for r in hf.requests_for(EXTRACTION_MODEL) if r.json["messages"][1]["content"] == question]
+    assert len(chats) == 2
+    assert chats[0].json["tools"][0]["function"]["name"] == "summarize" and chats[0].json["tool_choice"] == "auto"
+    assert chats[1].json["messages"][3] == {"role": "tool", "tool_call_id": call["id"], "content": summary}
+
+
+async def test_tool_loop_stops_after_three_rounds(deployed: ZeebeClient, hf: HfStandin) -> None:
+    def tool_call(n: int) -> Reply:
+        arguments = json.dumps({"text": f"round {n} text"})
+        call = {"id": f"call_{n}", "type": "function", "function": {"name": "summarize", "arguments": arguments}}
+        return Reply.chat(None, "tool_calls", [call])
+
+    hf.script(EXTRACTION_MODEL, *(tool_call(n) for n in range(1, 5)))
+    response = await deployed.run_process_with_result(
+        "hf-example-tool-loop", {"question": "Loop forever"}, timeout=30_000
+    )
+    assert response.variables["toolRounds"] == 3
+    assert len(response.variables["conversation"]) == 2 + 3 * 2 + 1
+    ZeebeRecords.of_session().wait_for(
+        "PROCESS_INSTANCE",
+        "ELEMENT_COMPLETED",
+        processInstanceKey=response.process_instance_key,
+        elementId="LimitEnd",
     )

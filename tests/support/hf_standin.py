@@ -20,7 +20,10 @@ Default behaviour mimics ``router.huggingface.co`` with provider ``hf-inference`
   a list of vectors, ``[[...]]``. Root keys other than ``inputs``, ``normalize``, ``truncate``,
   ``truncation_direction`` and ``prompt_name`` are rejected with 422.
 * ``POST /hf-inference/models/{model}/pipeline/sentence-similarity``: ``[float, ...]``.
-* ``POST /v1/chat/completions``: OpenAI-compatible chat completion (``stream: true`` answers SSE).
+* ``POST /v1/chat/completions``: OpenAI-compatible chat completion (``stream: true`` answers SSE). Offered
+  ``tools`` are called (``finish_reason: tool_calls``) until a ``tool`` message answers; a ``json_schema``
+  response format gets an instance of the schema, ``json_object`` a JSON object. ``Reply.chat`` scripts
+  any other answer, e.g. text where JSON was asked for.
 * ``/models/...`` and ``/pipeline/...`` (the legacy ``api-inference.huggingface.co`` layout): 410 Gone.
 * any other ``POST`` path behaves like a dedicated Inference Endpoint (``{inputs, parameters}`` at its
   root, no strict key check).
@@ -180,6 +183,20 @@ class Reply:
     def error(cls, status: int, message: Any = "error", headers: Mapping[str, str] | None = None) -> Reply:
         """An HF-style error body ``{"error": message}``."""
         return cls(status=status, json={"error": message}, headers=dict(headers or {}))
+
+    @classmethod
+    def chat(cls, content: str | None, finish_reason: str = "stop", tool_calls: list[Any] | None = None) -> Reply:
+        """A chat completion with exactly this content (e.g. not the JSON that was asked for) or these calls."""
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if tool_calls is not None:
+            message["tool_calls"] = tool_calls
+
+        def payload(req: RecordedRequest) -> Any:
+            completion = _chat_completion({}, req.model or "", [])
+            completion["choices"][0] |= {"message": message, "finish_reason": finish_reason}
+            return completion
+
+        return cls(json_fn=payload)
 
     @classmethod
     def echo(cls, status: int = 200) -> Reply:
@@ -801,11 +818,8 @@ def _provider_of(model: str) -> str:
 
 
 def _chat_completion(payload: Mapping[str, Any], model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    last_user = next((_message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
-    words = f"Stand-in answer to: {last_user}".split()
-    limit, finish = payload.get("max_tokens"), "stop"
-    if isinstance(limit, int) and 0 < limit < len(words):
-        words, finish = words[:limit], "length"
+    message, finish = _assistant_message(payload, messages)
+    words = (message.get("content") or "").split()
     prompt_tokens = sum(len(_message_text(m).split()) for m in messages)
     return {
         "id": f"chatcmpl-{os.urandom(12).hex()}",
@@ -813,14 +827,7 @@ def _chat_completion(payload: Mapping[str, Any], model: str, messages: list[dict
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": "hf-standin",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words)},
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(words),
@@ -829,11 +836,94 @@ def _chat_completion(payload: Mapping[str, Any], model: str, messages: list[dict
     }
 
 
+def _assistant_message(payload: Mapping[str, Any], messages: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """What the model says, decided by the request as the router's models tend to.
+
+    Offered tools are called while no tool has answered yet (always when ``tool_choice`` requires it), with
+    arguments built from each function's parameter schema; a ``json_schema`` response format is answered
+    with an instance of the schema, ``json_object`` with a small object; otherwise plain text.
+    """
+    last_user = next((_message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    tool_answers = [_message_text(m) for m in messages if m.get("role") == "tool"]
+    calls = _tool_calls_for(payload, last_user, answered=bool(tool_answers))
+    if calls:
+        return {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
+    text = f"Stand-in answer to: {last_user}" + (f" Using: {tool_answers[-1]}" if tool_answers else "")
+    response_format = payload.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return {"role": "assistant", "content": json.dumps(_schema_instance(schema, last_user))}, "stop"
+    if response_format.get("type") == "json_object":
+        return {"role": "assistant", "content": json.dumps({"answer": text})}, "stop"
+    words, finish = text.split(), "stop"
+    limit = payload.get("max_tokens")
+    if isinstance(limit, int) and 0 < limit < len(words):
+        words, finish = words[:limit], "length"
+    return {"role": "assistant", "content": " ".join(words)}, finish
+
+
+def _tool_calls_for(payload: Mapping[str, Any], text: str, answered: bool) -> list[dict[str, Any]]:
+    functions = [tool["function"] for tool in payload.get("tools") or ()]
+    choice = payload.get("tool_choice", "auto")
+    if not functions or choice == "none" or (answered and choice == "auto"):
+        return []
+    if isinstance(choice, dict):
+        functions = [f for f in functions if f["name"] == choice["function"]["name"]]
+    return [
+        {
+            "id": f"call_{os.urandom(6).hex()}",
+            "type": "function",
+            "function": {
+                "name": function["name"],
+                "arguments": json.dumps(_schema_instance(function.get("parameters") or {}, text)),
+            },
+        }
+        for function in functions[:1]
+    ]
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+_PERSON = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+
+
+def _schema_instance(schema: Mapping[str, Any], text: str, key: str = "") -> Any:
+    """A value matching ``schema``, taken from ``text`` where a field's name or type says what to look for."""
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: _schema_instance(sub, text, name) for name, sub in properties.items()}
+    if kind == "array":
+        return [_schema_instance(schema.get("items") or {}, text, key)]
+    if kind in ("number", "integer"):
+        found = _NUMBER.search(text)
+        number = float(found.group().replace(",", ".")) if found else 0.0
+        return int(number) if kind == "integer" else number
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return _string_for(key.lower(), schema.get("format"), text)
+
+
+def _string_for(key: str, fmt: Any, text: str) -> str:
+    if "email" in key or fmt == "email":
+        found = _EMAIL.search(text)
+        return found.group() if found else "someone@example.com"
+    if "name" in key:
+        found = _PERSON.search(text)
+        return found.group() if found else "Jane Doe"
+    return text
+
+
 def _sse(completion: Mapping[str, Any]) -> bytes:
     choice = completion["choices"][0]
     base = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
-    deltas += [{"content": word + " "} for word in choice["message"]["content"].split()]
+    deltas += [{"content": word + " "} for word in (choice["message"]["content"] or "").split()]
     events = [base | {"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
     final_choice = {"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}
     events.append(base | {"choices": [final_choice], "usage": completion["usage"]})
@@ -853,11 +943,51 @@ def _chat(req: RecordedRequest) -> _Response:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         return _error(422, "Failed to deserialize the JSON body into the target type: missing field `model`")
+    problem = _tools_problem(payload, messages)
+    if problem:
+        return _error(422, problem)
     completion = _chat_completion(payload, model, messages)
     headers = {"x-inference-provider": _provider_of(model)}
     if payload.get("stream"):
         return _Response(200, _sse(completion), {"content-type": "text/event-stream", **headers})
     return _json_response(200, completion, headers)
+
+
+def _is_function_tool(tool: Any) -> bool:
+    return isinstance(tool, dict) and tool.get("type") == "function" and "name" in (tool.get("function") or {})
+
+
+def _tools_problem(payload: Mapping[str, Any], messages: list[dict[str, Any]]) -> str | None:
+    """What OpenAI's API refuses about tools, tool messages and response formats."""
+    tools = payload.get("tools")
+    if tools is not None and not (isinstance(tools, list) and all(_is_function_tool(t) for t in tools)):
+        return "`tools` must be a list of {type: function, function: {name, ...}}"
+    names = {t["function"]["name"] for t in tools or ()}
+    choice = payload.get("tool_choice")
+    if choice is not None and not tools:
+        return "`tool_choice` is only allowed when `tools` are given"
+    if isinstance(choice, dict) and (choice.get("function") or {}).get("name") not in names:
+        return "`tool_choice` names a function that is not in `tools`"
+    if choice is not None and not isinstance(choice, dict) and choice not in ("auto", "none", "required"):
+        return "`tool_choice` must be auto, none, required or {type: function, function: {name}}"
+    called = {
+        call.get("id")
+        for m in messages
+        if m.get("role") == "assistant"
+        for call in m.get("tool_calls") or ()
+        if isinstance(call.get("function", {}).get("arguments"), str)
+    }
+    for m in messages:
+        if m.get("role") == "tool" and m.get("tool_call_id") not in called:
+            return "a `tool` message must answer a tool call of an earlier assistant message (`tool_call_id`)"
+    response_format = payload.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            return "`response_format.type` must be text, json_object or json_schema"
+        if kind == "json_schema" and not isinstance((response_format.get("json_schema") or {}).get("schema"), dict):
+            return "`response_format.json_schema.schema` must be a JSON schema object"
+    return None
 
 
 def _route_post(req: RecordedRequest, strict: bool) -> _Response:

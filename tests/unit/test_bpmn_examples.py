@@ -31,7 +31,18 @@ NS = {
     "zeebe": "http://camunda.org/schema/zeebe/1.0",
 }
 ZEEBE = "{" + NS["zeebe"] + "}"
-SCENARIOS = ("summarization", "embeddings", "image-captioning", "text-to-image", "chat", "error-handling")
+SCENARIOS = (
+    "summarization",
+    "embeddings",
+    "image-captioning",
+    "text-to-image",
+    "chat",
+    "error-handling",
+    "structured-extraction",
+    "tool-loop",
+)
+# FEEL functions both engines the examples run on know (Zeebe and the development engine).
+FEEL_FUNCTIONS = frozenset({"count", "append", "string", "number", "is defined", "not"})
 FLOW_NODES = (
     "startEvent",
     "endEvent",
@@ -266,3 +277,55 @@ def test_error_handling_routes_the_bpmn_error_to_its_own_end() -> None:
         return target
 
     assert end_after(boundaries[0].get("id", "")) != end_after(task.get("id", ""))
+
+
+def feel_expressions(root: ET.Element) -> list[str]:
+    """Every FEEL expression of a process: mappings and sequence flow conditions."""
+    mappings = [
+        m.get("source", "") for m in [*root.iterfind(".//zeebe:input", NS), *root.iterfind(".//zeebe:output", NS)]
+    ]
+    conditions = [c.text or "" for c in root.iterfind(".//bpmn:conditionExpression", NS)]
+    return [e for e in [*mappings, *conditions] if e.startswith("=")]
+
+
+@pytest.mark.parametrize("path", example_files(), ids=lambda path: path.stem)
+def test_feel_stays_within_what_both_engines_know(path: Path) -> None:
+    for expression in feel_expressions(parse(path)):
+        without_strings = re.sub(r'"[^"]*"', '""', expression)
+        called = set(re.findall(r"\b(is defined|[A-Za-z_]\w*)\s*\(", without_strings))
+        assert called <= FEEL_FUNCTIONS, f"{expression}: {called - FEEL_FUNCTIONS} is outside the FEEL subset"
+
+
+def test_structured_extraction_asks_for_a_json_schema_and_maps_the_fields() -> None:
+    _, _, inputs, headers = scenario("structured-extraction")
+    assert inputs["operation"] == "chat"
+    response_format = inputs["responseFormat"]
+    assert response_format.startswith('={type: "json_schema"')
+    for field in ("name", "email", "amount"):
+        assert f"{field}: {{type:" in response_format
+        assert f'"{field}": json.{field}' in headers["resultExpression"]
+    assert "=text" not in inputs["messages"] and "content: text}" in inputs["messages"]
+
+
+def test_tool_loop_routes_tool_calls_to_a_summarization_task_at_most_three_times() -> None:
+    root = parse(EXAMPLES / "tool-loop.bpmn")
+    tasks = {io_of(task)[0]["operation"]: task for task in hugging_face_tasks(root)}
+    assert tasks.keys() == {"chat", "inference"}
+    chat_inputs, chat_headers = io_of(tasks["chat"])
+    assert '"function": {name: "summarize"' in chat_inputs["tools"]
+    assert "toolCalls" in chat_headers["resultExpression"] and "message" in chat_headers["resultExpression"]
+    tool_inputs, _ = io_of(tasks["inference"])
+    assert tool_inputs["model"] == "facebook/bart-large-cnn"
+    assert "toolCalls[1].arguments.text" in tool_inputs["input"]
+
+    outputs = {o.get("target"): o.get("source", "") for o in tasks["inference"].iterfind(".//zeebe:output", NS)}
+    assert 'role: "tool", tool_call_id: toolCalls[1].id' in outputs["conversation"]
+    assert outputs["toolRounds"] == "=toolRounds + 1"
+
+    process = root.find("bpmn:process", NS)
+    assert process is not None
+    gateway = next(g for g in process.iterfind("bpmn:exclusiveGateway", NS) if g.get("default"))
+    flows = [f for f in process.iterfind("bpmn:sequenceFlow", NS) if f.get("sourceRef") == gateway.get("id")]
+    to_tool = next(f for f in flows if f.get("targetRef") == tasks["inference"].get("id"))
+    condition = to_tool.find("bpmn:conditionExpression", NS)
+    assert condition is not None and condition.text == "=count(toolCalls) > 0 and toolRounds < 3"

@@ -10,6 +10,7 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -222,6 +223,70 @@ def test_chat_stream_and_validation(client: httpx.Client) -> None:
     assert stream.text.rstrip().endswith("data: [DONE]")
     missing = client.post("/v1/chat/completions", json={"model": CHAT_MODEL})
     assert missing.status_code == 422 and "messages" in missing.json()["error"]
+
+
+SUMMARIZE_TOOL = {
+    "type": "function",
+    "function": {"name": "summarize", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}}},
+}
+
+
+def _chat(client: httpx.Client, **body: Any) -> httpx.Response:
+    return client.post("/v1/chat/completions", json={"model": CHAT_MODEL, "stream": False, **body})
+
+
+def test_offered_tools_are_called_until_a_tool_answers(client: httpx.Client) -> None:
+    question = [{"role": "user", "content": "Summarize: the tower is tall."}]
+    first = _chat(client, messages=question, tools=[SUMMARIZE_TOOL]).json()["choices"][0]
+    assert first["finish_reason"] == "tool_calls" and first["message"]["content"] is None
+    [call] = first["message"]["tool_calls"]
+    assert call["type"] == "function" and call["function"]["name"] == "summarize"
+    assert json.loads(call["function"]["arguments"]) == {"text": "Summarize: the tower is tall."}
+    answered = [*question, first["message"], {"role": "tool", "tool_call_id": call["id"], "content": "Tall tower."}]
+    final = _chat(client, messages=answered, tools=[SUMMARIZE_TOOL]).json()["choices"][0]
+    assert final["finish_reason"] == "stop" and "Tall tower." in final["message"]["content"]
+    forced = _chat(client, messages=answered, tools=[SUMMARIZE_TOOL], tool_choice="required").json()["choices"][0]
+    assert forced["finish_reason"] == "tool_calls"
+    none = _chat(client, messages=question, tools=[SUMMARIZE_TOOL], tool_choice="none").json()["choices"][0]
+    assert none["finish_reason"] == "stop"
+
+
+def test_a_json_schema_is_answered_with_an_instance_taken_from_the_text(client: httpx.Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "email": {"type": "string"}, "amount": {"type": "number"}},
+    }
+    text = "Invoice from Ada Lovelace (ada@example.com) over 120.50 EUR."
+    response_format = {"type": "json_schema", "json_schema": {"name": "invoice", "schema": schema}}
+    messages = [{"role": "user", "content": text}]
+    content = _chat(client, messages=messages, response_format=response_format).json()["choices"][0]["message"]
+    assert json.loads(content["content"]) == {"name": "Ada Lovelace", "email": "ada@example.com", "amount": 120.5}
+    json_object = _chat(client, messages=messages, response_format={"type": "json_object"}).json()
+    assert isinstance(json.loads(json_object["choices"][0]["message"]["content"]), dict)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"tools": [{"type": "retrieval"}]}, "`tools`"),
+        ({"tool_choice": "auto"}, "only allowed when `tools`"),
+        ({"tools": [SUMMARIZE_TOOL], "tool_choice": {"type": "function", "function": {"name": "x"}}}, "not in"),
+        ({"response_format": {"type": "yaml"}}, "response_format.type"),
+        ({"messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]}, "tool_call_id"),
+    ],
+)
+def test_what_openai_refuses_about_tools_is_refused(client: httpx.Client, extra: dict[str, Any], words: str) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], **extra}
+    response = _chat(client, **body)
+    assert response.status_code == 422 and words in response.json()["error"]
+
+
+def test_a_scripted_chat_answer_replaces_the_default(hf: HfStandin, client: httpx.Client) -> None:
+    hf.script(CHAT_MODEL, Reply.chat("not JSON at all"))
+    response = _chat(client, messages=[{"role": "user", "content": "hi"}], response_format={"type": "json_object"})
+    [choice] = response.json()["choices"]
+    assert choice["message"] == {"role": "assistant", "content": "not JSON at all"}
+    assert choice["finish_reason"] == "stop"
 
 
 def test_legacy_layout_answers_410_with_router_hint(client: httpx.Client) -> None:

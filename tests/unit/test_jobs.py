@@ -157,6 +157,52 @@ async def test_a_chat_answer_is_easy_to_map(hf: Harness) -> None:
     assert json.loads(hf.requests[0].content)["max_tokens"] == 5
 
 
+def _chat_reply(content: str) -> Handler:
+    message = {"role": "assistant", "content": content}
+    return lambda request: httpx.Response(200, json={"choices": [{"message": message, "finish_reason": "stop"}]})
+
+
+_JSON_CHAT = {"operation": "chat", "model": "org/chat", "prompt": "Extract", "responseFormat": {"type": "json_object"}}
+
+
+async def test_a_json_answer_lands_parsed_in_json(hf: Harness) -> None:
+    hf.reply = _chat_reply('{"name": "Ada"}')
+    report = await hf.run(_JSON_CHAT, {"resultExpression": '{"person": json}'})
+    assert report.outcome == Complete({"person": {"name": "Ada"}})
+
+
+async def test_an_answer_that_is_not_json_fails_at_once(hf: Harness) -> None:
+    hf.reply = _chat_reply("I am sorry, I cannot do that.")
+    report = await hf.run(_JSON_CHAT, {"resultVariable": "chat"})
+    assert isinstance(report.outcome, Fail)
+    assert report.outcome.code == "INVALID_JSON_ANSWER"
+    assert report.outcome.retries == 0
+    assert "not JSON" in report.outcome.message and "I am sorry" in report.outcome.message
+    assert "INVALID_JSON_ANSWER" in report.outcome.message, "Operate shows the code the error expression can use"
+    assert len(hf.requests) == 1
+
+
+async def test_an_error_expression_turns_a_json_failure_into_a_bpmn_error(hf: Harness) -> None:
+    hf.reply = _chat_reply("no JSON here")
+    expression = 'bpmnError("NO_JSON", error.message, {"said": response.body.choices[0].message.content}) '
+    expression += 'if error.code == "INVALID_JSON_ANSWER"'
+    report = await hf.run(_JSON_CHAT, {"errorExpression": expression})
+    assert isinstance(report.outcome, ThrowBpmnError)
+    assert report.outcome.code == "NO_JSON"
+    assert report.outcome.variables == {"said": "no JSON here"}
+
+
+async def test_a_provider_without_tools_raises_an_incident_that_says_so(hf: Harness) -> None:
+    hf.reply = lambda request: httpx.Response(422, json={"error": "tools are not supported by this provider"})
+    tool = {"type": "function", "function": {"name": "summarize"}}
+    report = await hf.run({"operation": "chat", "model": "org/chat:together", "prompt": "x", "tools": [tool]})
+    assert isinstance(report.outcome, Fail)
+    assert report.outcome.retries == 0 and report.outcome.code == "422"
+    message = report.outcome.message
+    assert "tools are not supported by this provider" in message
+    assert "may not support tools for model 'org/chat' with provider suffix ':together'" in message
+
+
 # --- secrets ----------------------------------------------------------------------------------------
 
 

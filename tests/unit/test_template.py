@@ -511,3 +511,17 @@ def test_modelers_doc_links_resolve() -> None:
     assert not missing, f"docs/modelling.md links to what does not exist: {missing}"
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "](docs/modelling.md)" in readme, "the README points modellers to docs/modelling.md"
+
+
+def test_chat_tools_and_response_format_are_feel_and_tool_choice_a_dropdown(
+    by_binding: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("tools", "responseFormat"):
+        prop = by_binding[f"input:{name}"]
+        assert (prop["type"], prop["feel"], prop["group"]) == ("Text", "required", "chat"), name
+        assert _shown_for(prop) == {"chat"}
+        assert "e.g. =" in prop["tooltip"], "the tooltip shows an example"
+    choice = by_binding["input:toolChoice"]
+    assert choice["type"] == "Dropdown" and _shown_for(choice) == {"chat"}
+    assert [c["value"] for c in choice["choices"]] == ["auto", "none", "required"]
+    assert choice["value"] == "auto"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.durations import parse_iso_duration
@@ -49,6 +51,12 @@ class Operation(StrEnum):
     EMBEDDINGS = "embeddings"
 
 
+class ToolChoice(StrEnum):
+    AUTO = "auto"
+    NONE = "none"
+    REQUIRED = "required"
+
+
 class ChunkingStrategy(StrEnum):
     NONE = "none"
     WORD = "word"
@@ -72,6 +80,7 @@ class Ui:
     example: str | None = None
     pattern: tuple[str, str] | None = None  # (regex, message) checked by Modeler
     secret: bool = False
+    template_value: str | None = None  # what a new task starts with in Modeler, when not the worker's default
 
 
 # Accepted model ids: `org/name`, `name`, with an optional `:provider` / `:fastest` / `:cheapest` suffix
@@ -102,11 +111,109 @@ class Authentication(BaseModel):
     ] = None
 
 
+# OpenAI's rule for function names; the same name must come back in a tool call, so it is checked early.
+FUNCTION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def check_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema the worker can validate answers with: a broken one fails the job before any call."""
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = exc.json_path if exc.path else "its root"
+        raise ValueError(f"not a valid JSON schema at {where}: {exc.message[:200]}") from None
+    return schema
+
+
+class ToolCall(BaseModel):
+    """A tool call inside an assistant message that goes back to the model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: Literal["function"] = "function"
+    function: dict[str, Any]
+
+    @field_validator("function")
+    @classmethod
+    def _arguments_are_json_text(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # OpenAI wants the arguments as JSON text; a FEEL context written by the modeller is encoded for them.
+        if not isinstance(value.get("name"), str):
+            raise ValueError("a tool call's function needs a name")
+        arguments = value.get("arguments", "{}")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
+        return {**value, "arguments": arguments}
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "user", "assistant", "tool"]
-    content: Any
+    content: Any = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _role_has_what_it_needs(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters_are_a_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_json_schema(value)
+
+
+class Tool(BaseModel):
+    """An OpenAI tool: only functions exist."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str | None = Field(default=None, pattern=FUNCTION_NAME)
+    # `schema` would shadow a BaseModel attribute, hence the alias.
+    answer_schema: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+    @field_validator("answer_schema")
+    @classmethod
+    def _is_a_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_json_schema(value)
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_goes_with_its_type(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError('type "json_schema" needs json_schema: {name, schema, strict}')
+        return self
+
+    @property
+    def asks_for_json(self) -> bool:
+        return self.type != "text"
 
 
 class JobVariables(BaseModel):
@@ -204,6 +311,49 @@ class JobVariables(BaseModel):
     seed: Annotated[
         int | None,
         Ui("Seed", Group.CHAT, "Makes sampling repeatable.", kind="Number", operations=(Operation.CHAT,)),
+    ] = None
+    tools: Annotated[
+        list[Tool] | None,
+        Ui(
+            "Tools",
+            Group.CHAT,
+            'Functions the model may call, as a FEEL list of OpenAI tools (quote the key "function", a FEEL '
+            "keyword), e.g. "
+            '=[{type: "function", "function": {name: "get_weather", description: "Current weather of a city", '
+            'parameters: {type: "object", properties: {city: {type: "string"}}, required: ["city"]}}}]. '
+            "Calls come back in toolCalls [{id, name, arguments}]; append message and one "
+            '{role: "tool", tool_call_id: id, content: ...} per call to messages and chat again.',
+            feel="required",
+            kind="Text",
+            operations=(Operation.CHAT,),
+        ),
+    ] = None
+    toolChoice: Annotated[
+        ToolChoice | str | None,
+        Ui(
+            "Tool choice",
+            Group.CHAT,
+            "auto: the model decides; none: no tool calls; required: at least one call. Sent only with "
+            "tools. The worker also takes the name of one of the functions as toolChoice, which forces that one.",
+            feel=None,
+            kind="Dropdown",
+            operations=(Operation.CHAT,),
+            template_value=ToolChoice.AUTO.value,
+        ),
+    ] = None
+    responseFormat: Annotated[
+        ResponseFormat | None,
+        Ui(
+            "Response format",
+            Group.CHAT,
+            'JSON answers: ={type: "json_object"}, or a JSON schema the answer must match, e.g. '
+            '={type: "json_schema", json_schema: {name: "person", schema: {type: "object", properties: '
+            '{name: {type: "string"}}, required: ["name"]}, strict: true}}. The parsed answer lands in json; '
+            "an answer that is not JSON or misses the schema fails with INVALID_JSON_ANSWER.",
+            feel="required",
+            kind="Text",
+            operations=(Operation.CHAT,),
+        ),
     ] = None
     normalize: Annotated[
         bool | None,
@@ -318,14 +468,25 @@ class JobVariables(BaseModel):
             )
         return value
 
-    @field_validator("input", mode="before")
+    @field_validator("input", "tools", "responseFormat", mode="before")
     @classmethod
     def _json_text_must_parse(cls, value: Any) -> Any:
         if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"the input looks like JSON but does not parse: {exc}") from None
+                raise ValueError(f"the value looks like JSON but does not parse: {exc}") from None
+        return value
+
+    @field_validator("toolChoice", mode="before")
+    @classmethod
+    def _tool_choice_is_a_mode_or_a_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value in {choice.value for choice in ToolChoice}:
+                return ToolChoice(value)
+            if not re.match(FUNCTION_NAME, value):
+                raise ValueError(f"'{value}' is neither auto, none, required nor a function name")
         return value
 
     @model_validator(mode="after")
@@ -336,7 +497,18 @@ class JobVariables(BaseModel):
             raise ValueError("embeddings need an input: a string or a list of strings")
         if self.operation is not Operation.CHAT and self.input is None:
             raise ValueError("the input is empty: give the request body, e.g. ={inputs: text}")
+        self._tool_choice_fits_the_tools()
         return self
+
+    def _tool_choice_fits_the_tools(self) -> None:
+        names = [tool.function.name for tool in self.tools or ()]
+        choice = self.toolChoice
+        if choice is None or choice in (ToolChoice.AUTO, ToolChoice.NONE):
+            return  # without tools there is nothing to choose, and the template writes auto for every chat
+        if not names:
+            raise ValueError(f"toolChoice '{choice}' needs tools: give the functions the model may call")
+        if choice is not ToolChoice.REQUIRED and choice not in names:
+            raise ValueError(f"toolChoice '{choice}' is not one of the tools ({', '.join(names)})")
 
 
 class TaskHeaders(BaseModel):

@@ -22,6 +22,7 @@ from worker.http_core import (
     InvalidResponseError,
     ResponseTooLargeError,
 )
+from worker.huggingface.chat import InvalidJsonAnswerError
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _RATELIMIT_RESET = re.compile(r"\bt=(\d+(?:\.\d+)?)")
@@ -50,10 +51,13 @@ class CallFailure:
     response: dict[str, Any] | None = None
 
 
-def failure_from_response(result: HttpResult, response_variable: dict[str, Any], max_wait: float) -> CallFailure:
+def failure_from_response(
+    result: HttpResult, response_variable: dict[str, Any], max_wait: float, advice: str | None = None
+) -> CallFailure:
+    """`advice` replaces the status's generic advice when the caller knows better what the refusal means."""
     status = result.status
     text = error_text(result.body) or result.reason or "error"
-    advice = _ADVICE.get(status, "")
+    advice = advice or _ADVICE.get(status, "")
     message = f"Hugging Face answered {status} {result.reason}: {text}".rstrip() + (f". {advice}" if advice else "")
     retryable = status in _RETRYABLE_STATUSES or status >= 500
     wait = retry_after(result.headers, result.body, max_wait) if retryable else None
@@ -82,6 +86,12 @@ def failure_from_http_error(error: HttpError) -> CallFailure:
     if isinstance(error, HttpConnectionError):
         return CallFailure("CONNECTION_ERROR", f"The call to Hugging Face failed: {error}.", retryable=True)
     return CallFailure("HTTP_ERROR", f"The call to Hugging Face failed: {error}.", retryable=True)
+
+
+def failure_from_invalid_answer(error: InvalidJsonAnswerError, response_variable: dict[str, Any]) -> CallFailure:
+    """Asking again rarely mends a model's answer, so it fails at once unless the error expression says otherwise."""
+    message = f"{error} Error code {error.code}: an error expression can turn it into a BPMN error."
+    return CallFailure(error.code, message, retryable=False, response=response_variable)
 
 
 def error_text(body: Any) -> str:

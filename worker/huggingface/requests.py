@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from worker.http_core import HttpRequest, HttpResult
 from worker.huggingface.binary import BinaryInput, BinaryInputError, as_binary
+from worker.huggingface.chat import JsonAnswer, chat_extras, chat_fields, rejection_advice, requested_features
 from worker.huggingface.chunking import Chunk, chunk_texts
 from worker.huggingface.contract import ChunkingStrategy, JobVariables, Operation
 
@@ -60,9 +61,14 @@ class HfCall:
     model: str
     request: HttpRequest
     chunks: tuple[Chunk, ...] = ()
+    json_answer: JsonAnswer | None = None
+    features: tuple[str, ...] = ()
 
     def result_variable(self, result: HttpResult) -> dict[str, Any]:
-        """`{status, headers, body}`, plus what makes this operation's answer easy to map."""
+        """`{status, headers, body}`, plus what makes this operation's answer easy to map.
+
+        Raises InvalidJsonAnswerError when JSON was asked for and the answer is not what was asked.
+        """
         value = result.as_variable()
         if self.chunks and isinstance(result.body, list) and len(result.body) == len(self.chunks):
             value["body"] = [
@@ -70,9 +76,12 @@ class HfCall:
                 for c, vector in zip(self.chunks, result.body, strict=True)
             ]
         if self.operation is Operation.CHAT and isinstance(result.body, dict):
-            value["answer"] = _chat_answer(result.body)
-            value["usage"] = result.body.get("usage")
+            value.update(chat_fields(result.body, self.json_answer))
         return value
+
+    def rejection_advice(self, status: int) -> str | None:
+        """What a refusal of this call likely means, when the generic advice for the status would mislead."""
+        return rejection_advice(self.model, self.features, status)
 
 
 def build_call(job: JobVariables, defaults: HfDefaults) -> HfCall:
@@ -89,7 +98,9 @@ def build_call(job: JobVariables, defaults: HfDefaults) -> HfCall:
     if job.billTo:
         headers["x-hf-bill-to"] = job.billTo
     request = _request(url, body, headers, job, defaults)
-    return HfCall(job.operation, job.model, request, tuple(chunks))
+    if job.operation is not Operation.CHAT:
+        return HfCall(job.operation, job.model, request, tuple(chunks))
+    return HfCall(job.operation, job.model, request, (), JsonAnswer.of(job.responseFormat), requested_features(job))
 
 
 def is_hugging_face_host(url: str, router_url: str) -> bool:
@@ -198,6 +209,7 @@ def _chat_body(job: JobVariables) -> dict[str, Any]:
         value = getattr(job, field_name)
         if value is not None:
             body[wire_name] = value
+    body.update(chat_extras(job))
     body["stream"] = False
     return body
 
@@ -206,13 +218,6 @@ def _chat_model(model: str) -> str:
     if _is_url(model):
         return _legacy_model(model)[0] if _is_legacy(model) else "tgi"
     return model
-
-
-def _chat_answer(body: Mapping[str, Any]) -> Any:
-    try:
-        return body["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        return None
 
 
 def _embeddings_body(job: JobVariables) -> tuple[dict[str, Any], list[Chunk]]:
