@@ -71,7 +71,9 @@ class DestinationGuard:
                 f"host '{host}' resolves to {address}, a link-local or cloud metadata address, which is blocked"
             )
         if any(fnmatch.fnmatch(str(address), pattern) for pattern in self.blocked):
-            raise BlockedDestinationError(f"address {address} of host '{host}' is blocked by HF_CONNECTOR_BLOCKED_HOSTS")
+            raise BlockedDestinationError(
+                f"address {address} of host '{host}' is blocked by HF_CONNECTOR_BLOCKED_HOSTS"
+            )
 
 
 class GuardedResolver(AbstractResolver):

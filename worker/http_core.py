@@ -209,7 +209,9 @@ class HttpCore:
     async def _send_once(self, request: HttpRequest, hop: _Hop) -> _Answer:
         proxy = self._proxies.for_url(hop.url.scheme, hop.url.host or "")
         session = self._session(socks=proxy is not None and proxy.is_socks)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
+        )
         await self._take_slot(request.read_timeout)
         try:
             async with session.request(
@@ -223,7 +225,9 @@ class HttpCore:
             ) as response:
                 headers = _flatten(response)
                 raw = await self._read_body(response, headers)
-                return _Answer(response.status, response.reason or "", headers, decode_body(raw, headers.get("content-type", "")))
+                return _Answer(
+                    response.status, response.reason or "", headers, decode_body(raw, headers.get("content-type", ""))
+                )
         except BlockedDestinationError as exc:  # the resolver's verdict on the address about to be dialled
             raise DestinationNotAllowedError(str(exc)) from None
         except (aiohttp.ClientError, DecodingError, ValueError, OSError) as exc:
@@ -368,11 +372,15 @@ def _classified(exc: Exception, request: HttpRequest) -> HttpError:
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return HttpTimeoutError("response", request.read_timeout)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return HttpConnectionError(f"could not connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error})")
+        return HttpConnectionError(
+            f"could not connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error})"
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return HttpConnectionError("the server closed the connection before the response was complete")
     if isinstance(exc, aiohttp.ClientOSError):
-        return HttpConnectionError(f"the connection broke while reading the response ({exc.strerror or 'reset by peer'})")
+        return HttpConnectionError(
+            f"the connection broke while reading the response ({exc.strerror or 'reset by peer'})"
+        )
     if isinstance(exc, aiohttp.ClientResponseError) and _head_too_large(exc):
         return ResponseHeadTooLargeError()
     if isinstance(exc, aiohttp.ClientResponseError):

@@ -48,7 +48,8 @@ class ProxyRoutes:
 
     def for_url(self, scheme: str, host: str) -> Proxy | None:
         proxy = self.by_scheme.get(scheme)
-        if proxy is None or (self.no_proxy and urllib.request.proxy_bypass_environment(host, {"no": self.no_proxy})):
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # untyped in typeshed
+        if proxy is None or (self.no_proxy and bypass(host, {"no": self.no_proxy})):
             return None
         return proxy
 

@@ -33,6 +33,7 @@ CLOSE = b""
 class ThenClose(bytes):
     """A responder's answer after which the server closes the connection."""
 
+
 Responder = Callable[[Received], Awaitable[bytes]]
 
 
@@ -113,14 +114,18 @@ def httpx_responder(handler: Callable[[httpx.Request], httpx.Response], base_url
     """Answers with the handler's `httpx.Response`; a handler that raises an httpx timeout never answers."""
 
     async def respond(received: Received) -> bytes:
-        request = httpx.Request(received.method, base_url() + received.target, headers=received.headers, content=received.body)
+        request = httpx.Request(
+            received.method, base_url() + received.target, headers=received.headers, content=received.body
+        )
         try:
             response = handler(request)
         except httpx.TimeoutException:
             await asyncio.Event().wait()  # until the client gives up and the server closes
             raise
         content = response.read()
-        lines = [f"{name}: {value}" for name, value in response.headers.multi_items() if name.lower() != "content-length"]
+        lines = [
+            f"{name}: {value}" for name, value in response.headers.multi_items() if name.lower() != "content-length"
+        ]
         return answer(content, *lines, status=f"{response.status_code} {response.reason_phrase}")
 
     return respond

@@ -182,7 +182,9 @@ def test_audio_is_binary() -> None:
 
 async def test_a_body_that_claims_json_but_is_not_is_an_invalid_response(call: Any) -> None:
     with pytest.raises(InvalidResponseError) as caught:
-        await call(lambda r: httpx.Response(502, content=b"<html>502</html>", headers={"content-type": "application/json"}))
+        await call(
+            lambda r: httpx.Response(502, content=b"<html>502</html>", headers={"content-type": "application/json"})
+        )
     assert "application/json" in str(caught.value)
 
 
