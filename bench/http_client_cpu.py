@@ -4,7 +4,8 @@
 
 Each client sends the same small JSON POST, `concurrency` at a time over kept-alive connections, and reads
 the JSON answer; the figure is this process's CPU time (user + system) divided by the requests sent, so
-the server's own work is not in it. Loopback only, bounded in count.
+the server's own work is not in it. Loopback only, bounded in count. It needs httpx-aiohttp, which the
+worker does not: `pip install httpx-aiohttp` first.
 """
 
 from __future__ import annotations
