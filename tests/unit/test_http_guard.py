@@ -239,3 +239,24 @@ def test_a_socks_proxy_with_the_extra_is_accepted() -> None:
 def test_an_unusable_proxy_names_its_variable(value: str) -> None:
     with pytest.raises(ProxyConfigurationError, match="HTTPS_PROXY"):
         proxy_routes({"HTTPS_PROXY": value})
+
+
+# --- TLS --------------------------------------------------------------------------------------------
+
+
+def test_a_ca_bundle_that_is_not_pem_stops_the_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not a certificate")
+    monkeypatch.setenv("HF_CONNECTOR_CA_BUNDLE", str(bundle))
+    with pytest.raises(ConfigurationError, match="HF_CONNECTOR_CA_BUNDLE"):
+        load_settings()
+
+
+def test_a_missing_ca_bundle_stops_the_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("HF_CONNECTOR_CA_BUNDLE", str(tmp_path / "absent.pem"))
+    with pytest.raises(ConfigurationError, match="HF_CONNECTOR_CA_BUNDLE"):
+        load_settings()
