@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import re
 import socket
 from collections.abc import Collection, Sequence
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ _ALWAYS_BLOCKED_NETWORKS = (
 )
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NUMERIC_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
 
 
 class BlockedDestinationError(Exception):
@@ -101,7 +103,15 @@ class GuardedResolver(AbstractResolver):
 
 
 def literal_address(host: str) -> Address | None:
+    """The address a host spells, including the decimal, octal and hex IPv4 forms (`2852039166`) that
+    resolvers and proxies accept, so that none of them passes for a name."""
     try:
         return ipaddress.ip_address(host.strip("[]").split("%")[0])
     except ValueError:
-        return None
+        pass
+    if _NUMERIC_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None

@@ -64,6 +64,9 @@ async def _address_blocked(guard: DestinationGuard, host: str, *addresses: str) 
         "http://0.0.0.0:8080/",
         "http://[::ffff:169.254.169.254]/",
         "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        "http://2852039166/latest/meta-data/",
+        "http://0xa9fea9fe/latest/meta-data/",
+        "http://0251.0376.0251.0376/latest/meta-data/",
     ],
 )
 def test_literal_link_local_and_metadata_addresses_are_always_blocked(url: str) -> None:
