@@ -42,7 +42,14 @@ from pyzeebe.types import Variables
 from pyzeebe.worker.job_executor import JobExecutor
 from pyzeebe.worker.job_poller import JobPoller, JobStreamer
 from pyzeebe.worker.task_state import TaskState
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_before_delay, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+    wait_random,
+)
 
 from worker import metrics
 from worker.config import Settings
@@ -143,7 +150,7 @@ class _PatientAdapter(ZeebeAdapter):
 
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_TRANSIENT),
-            wait=wait_exponential_jitter(initial=0.2, max=5, jitter=0.2),
+            wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
             stop=stop_before_delay(max(0.0, expires - time.monotonic())),
             before_sleep=count_retry,
             reraise=True,
