@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     max_jobs_active: int | None = Field(
         default=None, ge=1, le=2000, validation_alias=_env("HF_CONNECTOR_MAX_JOBS_ACTIVE")
     )
-    job_timeout_seconds: float = Field(default=300, ge=10, validation_alias=_env("HF_CONNECTOR_JOB_TIMEOUT_SECONDS"))
+    # A lease: renewed every third of it while a call runs, so it bounds how long a crashed worker's jobs
+    # stay locked, not how long a call may take.
+    job_timeout_seconds: float = Field(default=60, ge=5, validation_alias=_env("HF_CONNECTOR_JOB_TIMEOUT_SECONDS"))
     stream_enabled: bool = Field(default=False, validation_alias=_env("HF_CONNECTOR_STREAM_ENABLED"))
     shutdown_grace_seconds: float = Field(
         default=30, ge=0, validation_alias=_env("HF_CONNECTOR_SHUTDOWN_GRACE_SECONDS")

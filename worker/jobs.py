@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -96,9 +96,6 @@ class JobInputError(Exception):
         self.code = code
 
 
-ExtendDeadline = Callable[[float], Awaitable[None]]
-
-
 class JobHandler:
     def __init__(
         self,
@@ -121,14 +118,12 @@ class JobHandler:
         self.max_retry_after_seconds = max_retry_after_seconds
         self.overload_backoff_seconds = overload_backoff_seconds
 
-    async def handle(self, job: JobContext, extend_deadline: ExtendDeadline | None = None) -> Report:
+    async def handle(self, job: JobContext) -> Report:
         try:
             headers, variables = self._prepare(job)
             call = self._build(variables)
         except JobInputError as exc:
             return Report(self._finish(Fail(str(exc), retries=0, code=exc.code)))
-        if extend_deadline is not None:
-            await extend_deadline(call.request.total_timeout + self.limiter.max_wait_seconds)
         result, failure, seconds = await self._call(call)
         outcome = self._decide(job, headers, call, result, failure)
         # The model is a metric label and a log field: a model id or endpoint URL kept as a secret is masked.

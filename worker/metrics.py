@@ -1,4 +1,4 @@
-"""Prometheus metrics an operator alerts on: outcomes, Hugging Face latency, retries, load, secrets."""
+"""Prometheus metrics an operator alerts on: outcomes, Hugging Face latency, retries, load, secrets, leases."""
 
 from __future__ import annotations
 
@@ -28,4 +28,22 @@ RETRIES = Counter(
 IN_FLIGHT = Gauge("hf_connector_jobs_in_flight", "Jobs being handled right now.", registry=REGISTRY)
 SECRET_FAILURES = Counter(
     "hf_connector_secret_failures", "Jobs failed because a secret was not available.", registry=REGISTRY
+)
+OUTCOME_RETRIES = Counter(
+    "hf_connector_outcome_retries",
+    "Outcomes (complete, fail, throw_error) sent again because the engine was unreachable or overloaded.",
+    ["command"],
+    registry=REGISTRY,
+)
+LEASE_EXTENSIONS = Counter(
+    "hf_connector_lease_extensions",
+    "Job deadlines extended by the job timeout while a call ran.",
+    registry=REGISTRY,
+)
+LEASES_LOST = Counter(
+    "hf_connector_leases_lost",
+    "Jobs the engine no longer held for this worker, by when it was found (call: the call was cancelled; "
+    "outcome: the outcome was refused or the engine stayed unreachable until the deadline).",
+    ["when"],
+    registry=REGISTRY,
 )

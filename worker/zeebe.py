@@ -9,12 +9,13 @@ job fails with retries 0 (an incident at once) and an explicit backoff, which `J
 # annotation with the `Job` class itself, which a string annotation never equals.
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from pyzeebe import (
@@ -35,17 +36,33 @@ from pyzeebe.errors import (
     ZeebeGatewayUnavailableError,
     ZeebeInternalError,
 )
+from pyzeebe.grpc_internals.types import CompleteJobResponse, FailJobResponse, ThrowErrorResponse
+from pyzeebe.grpc_internals.zeebe_adapter import ZeebeAdapter
+from pyzeebe.types import Variables
 from pyzeebe.worker.job_executor import JobExecutor
 from pyzeebe.worker.job_poller import JobPoller, JobStreamer
 from pyzeebe.worker.task_state import TaskState
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+    wait_random,
+)
 
 from worker import metrics
 from worker.config import Settings
 from worker.huggingface.contract import fetched_variable_names
 from worker.jobs import Complete, Fail, JobContext, JobHandler, Outcome, Report, ThrowBpmnError
+from worker.lease import Lease, LeaseLost
 
 logger = logging.getLogger(__name__)
-_DEADLINE_MARGIN_SECONDS = 30.0
+_T = TypeVar("_T")
+# The engine is away or overloaded: sending again later may succeed. Anything else will not.
+_TRANSIENT = (ZeebeGatewayUnavailableError, ZeebeDeadlineExceeded, ZeebeBackPressureError)
+# The job is no longer this worker's: it timed out and was (or will be) handed out again.
+_GONE = (JobNotFoundError, JobAlreadyDeactivatedError)
 HANDED_BACK = "The worker is shutting down; the job was handed back untouched for another worker"
 
 
@@ -81,6 +98,80 @@ def _tls_credentials(ca_certificate: Path | None) -> grpc.ChannelCredentials | N
     if ca_certificate is None:
         return None
     return grpc.ssl_channel_credentials(root_certificates=ca_certificate.read_bytes())
+
+
+class _PatientAdapter(ZeebeAdapter):
+    """Sends a job's outcome until the engine takes it or the job's lease runs out.
+
+    pyzeebe sends each outcome once, so an engine restart would throw away an answer already paid for
+    and the job would be handed out again for a second model call. UNAVAILABLE, DEADLINE_EXCEEDED and
+    RESOURCE_EXHAUSTED are retried with a capped exponential backoff until the job's deadline; NOT_FOUND
+    or FAILED_PRECONDITION means the job was handed out again, which one log line reports.
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, max_connection_retries: int, lease_seconds: float) -> None:
+        super().__init__(channel, max_connection_retries)
+        self.lease_seconds = lease_seconds
+        self.expiries: dict[int, float] = {}  # job key -> time.monotonic() its lease ends, once its work is done
+
+    async def complete_job(self, job_key: int, variables: Variables) -> CompleteJobResponse:
+        send = functools.partial(super().complete_job, job_key, variables)
+        return await self._patiently(job_key, "complete", send, CompleteJobResponse())
+
+    async def fail_job(
+        self, job_key: int, retries: int, message: str, retry_back_off_ms: int, variables: Variables
+    ) -> FailJobResponse:
+        send = functools.partial(super().fail_job, job_key, retries, message, retry_back_off_ms, variables)
+        return await self._patiently(job_key, "fail", send, FailJobResponse())
+
+    async def throw_error(
+        self, job_key: int, message: str, variables: Variables, error_code: str = ""
+    ) -> ThrowErrorResponse:
+        send = functools.partial(super().throw_error, job_key, message, variables, error_code)
+        return await self._patiently(job_key, "throw_error", send, ThrowErrorResponse())
+
+    def lease(self, job_key: int, granted_at: float) -> Lease:
+        """A lease on the job, renewed by the job timeout from now (UpdateJobTimeout) while its work runs."""
+
+        async def renew() -> None:
+            try:
+                await self.update_job_timeout(job_key, int(self.lease_seconds * 1000))
+            except _GONE:
+                raise LeaseLost() from None
+            metrics.LEASE_EXTENSIONS.inc()
+
+        return Lease(renew, self.lease_seconds, granted_at)
+
+    async def _patiently(self, job_key: int, command: str, send: Callable[[], Awaitable[_T]], dropped: _T) -> _T:
+        expires = self.expiries.pop(job_key, None) or time.monotonic() + self.lease_seconds
+
+        def count_retry(_: RetryCallState) -> None:
+            metrics.OUTCOME_RETRIES.labels(command).inc()
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_TRANSIENT),
+            wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
+            stop=stop_before_delay(max(0.0, expires - time.monotonic())),
+            before_sleep=count_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await send()
+        except _GONE:
+            metrics.LEASES_LOST.labels("outcome").inc()
+            logger.warning("Job %s was handed out again before its outcome (%s) reached Zeebe", job_key, command)
+        except _TRANSIENT as exc:
+            metrics.LEASES_LOST.labels("outcome").inc()
+            logger.warning(
+                "Job %s: Zeebe stayed unreachable (%s) until the job's deadline; its outcome (%s) is dropped "
+                "and Zeebe hands the job out again",
+                job_key,
+                type(exc).__name__,
+                command,
+            )
+        return dropped
 
 
 class _Expired(Exception):
@@ -143,7 +234,10 @@ class _Slots(TaskState):
         return super().count_active() - len(self._handled)
 
     def room(self) -> int:
-        return self.limits.held - self.count_active()
+        # Outcomes still being sent (the engine may be away for a while) count once there are more
+        # of them than jobs held: the worker's memory stays bounded however long an outage lasts.
+        pending_outcomes = len(self._handled)
+        return self.limits.held - self.count_active() - max(0, pending_outcomes - self.limits.held)
 
     def handled(self, job: Job) -> None:
         self._handled.add(job.key)
@@ -220,8 +314,20 @@ class BoundedWorker(ZeebeWorker):
     """A ZeebeWorker whose polling and streaming respect `_Slots` (pyzeebe 4.7's do not, see above), and
     that can stop taking on work before pyzeebe's pollers and stream have wound down."""
 
-    def __init__(self, *args: Any, limits: JobLimits, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        limits: JobLimits,
+        lease_seconds: float,
+        max_connection_retries: int = -1,
+        **kwargs: Any,
+    ) -> None:
+        # -1: retry the gateway forever; pyzeebe never resets its retry counter, so a finite limit would
+        # eventually stop the pollers for good after enough broker restarts (REFERENCE.md section 3).
+        super().__init__(channel, max_connection_retries=max_connection_retries, **kwargs)
+        self.adapter = _PatientAdapter(channel, max_connection_retries, lease_seconds)
+        self.zeebe_adapter = self.adapter
         self.limits = limits
         self.slots: dict[str, _Slots] = {}
         self.accepting = True
@@ -271,14 +377,12 @@ class BoundedWorker(ZeebeWorker):
 def build_worker(
     settings: Settings, channel: grpc.aio.Channel, handler: JobHandler, on_report: OnReport
 ) -> BoundedWorker:
-    # -1: retry the gateway forever; pyzeebe never resets its retry counter, so a finite limit would
-    # eventually stop the pollers for good after enough broker restarts (REFERENCE.md section 3).
     limits = JobLimits(handled=settings.max_jobs, held=settings.jobs_held)
     worker = BoundedWorker(
         channel,
         limits=limits,
+        lease_seconds=settings.job_timeout_seconds,
         name=settings.worker_name,
-        max_connection_retries=-1,
         poll_retry_delay=1,
         stream_enabled=settings.stream_enabled,
     )
@@ -303,14 +407,16 @@ def build_worker(
                     raise _OutcomeSignal(Fail(HANDED_BACK, retries=job.retries))
                 if slots.seconds_held(job) >= settings.job_timeout_seconds:
                     raise _Expired()
-                return await _handle(worker, handler, job, on_report)
+                return await _handle(worker, handler, job, on_report, slots.seconds_held(job))
         finally:
             slots.handled(job)  # the next job may start while pyzeebe reports this one's outcome
 
     return worker
 
 
-async def _handle(worker: ZeebeWorker, handler: JobHandler, job: Job, on_report: OnReport) -> dict[str, Any]:
+async def _handle(
+    worker: BoundedWorker, handler: JobHandler, job: Job, on_report: OnReport, held_seconds: float
+) -> dict[str, Any]:
     context = JobContext(
         key=job.key,
         retries=job.retries,
@@ -320,12 +426,18 @@ async def _handle(worker: ZeebeWorker, handler: JobHandler, job: Job, on_report:
         process_instance_key=job.process_instance_key,
         bpmn_process_id=job.bpmn_process_id,
     )
+    lease = worker.adapter.lease(job.key, granted_at=time.monotonic() - held_seconds)
     started = time.perf_counter()
     metrics.IN_FLIGHT.inc()
     try:
-        report = await handler.handle(context, _deadline_extender(worker, job))
+        report = await lease.hold(handler.handle(context))
+    except LeaseLost:
+        metrics.LEASES_LOST.labels("call").inc()
+        logger.warning("Job %s is no longer this worker's (timed out or cancelled); its call was cancelled", job.key)
+        raise
     finally:
         metrics.IN_FLIGHT.dec()
+    worker.adapter.expiries[job.key] = lease.expires
     on_report(context, report, time.perf_counter() - started)
     return _unwrap(report.outcome)
 
@@ -336,20 +448,10 @@ def _unwrap(outcome: Outcome) -> dict[str, Any]:
     raise _OutcomeSignal(outcome)
 
 
-def _deadline_extender(worker: ZeebeWorker, job: Job) -> Callable[[float], Awaitable[None]]:
-    """Keeps a long call from outliving the job's deadline, so it is never handed to a second worker."""
-
-    async def extend(worst_case_seconds: float) -> None:
-        needed = worst_case_seconds + _DEADLINE_MARGIN_SECONDS
-        remaining = job.deadline / 1000 - time.time()
-        if remaining < needed:
-            await worker.zeebe_adapter.update_job_timeout(job.key, int(needed * 1000))
-
-    return extend
-
-
 async def _apply_failure(worker: ZeebeWorker, error: Exception, job: Job) -> None:
     adapter = worker.zeebe_adapter
+    if isinstance(error, LeaseLost):
+        return  # nothing to report: the job is someone else's now
     if isinstance(error, _Expired):
         logger.warning(
             "Job %s timed out while waiting for a free slot and was left to Zeebe, which offers it again; "
@@ -357,20 +459,15 @@ async def _apply_failure(worker: ZeebeWorker, error: Exception, job: Job) -> Non
             job.key,
         )
         return
-    try:
-        if isinstance(error, _OutcomeSignal) and isinstance(error.outcome, ThrowBpmnError):
-            outcome = error.outcome
-            await adapter.throw_error(job.key, outcome.message, outcome.variables, outcome.code)
-        elif isinstance(error, _OutcomeSignal) and isinstance(error.outcome, Fail):
-            fail = error.outcome
-            await adapter.fail_job(
-                job.key, fail.retries, fail.message, int(fail.backoff_seconds * 1000), fail.variables
-            )
-        else:
-            # A bug of ours: the job is retried rather than lost; the message names no input.
-            logger.error("Unexpected error while handling job %s", job.key, exc_info=error)
-            await adapter.fail_job(
-                job.key, max(job.retries - 1, 0), f"Internal worker error: {type(error).__name__}", 0, {}
-            )
-    except (JobAlreadyDeactivatedError, JobNotFoundError):
-        logger.warning("Job %s was no longer active when its outcome was reported", job.key)
+    if isinstance(error, _OutcomeSignal) and isinstance(error.outcome, ThrowBpmnError):
+        outcome = error.outcome
+        await adapter.throw_error(job.key, outcome.message, outcome.variables, outcome.code)
+    elif isinstance(error, _OutcomeSignal) and isinstance(error.outcome, Fail):
+        fail = error.outcome
+        await adapter.fail_job(job.key, fail.retries, fail.message, int(fail.backoff_seconds * 1000), fail.variables)
+    else:
+        # A bug of ours: the job is retried rather than lost; the message names no input.
+        logger.error("Unexpected error while handling job %s", job.key, exc_info=error)
+        await adapter.fail_job(
+            job.key, max(job.retries - 1, 0), f"Internal worker error: {type(error).__name__}", 0, {}
+        )

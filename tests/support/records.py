@@ -40,6 +40,9 @@ class ZeebeRecords:
         complete = data.rfind(b"\n") + 1  # a line still being written is read next time
         self._offset += complete
         for line in data[:complete].decode("utf-8", errors="replace").splitlines():
+            if line.startswith("{"):  # the development engine's records.jsonl: one record per line
+                self._records.append(json.loads(line))
+                continue
             _, marker, payload = line.partition(_MARKER)
             if marker and payload.startswith("{"):  # the exporter also logs plain lines such as "opened"
                 self._records.append(json.loads(payload))

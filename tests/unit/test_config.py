@@ -100,7 +100,7 @@ def test_credentials_never_show_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> No
         ("HF_CONNECTOR_HTTP_PORT", "70000", "less than or equal to 65535"),
         ("HF_CONNECTOR_MAX_RESPONSE_BYTES", "10", "greater than or equal to 1024"),
         ("HF_CONNECTOR_LOG_FORMAT", "xml", "'text' or 'json'"),
-        ("HF_CONNECTOR_JOB_TIMEOUT_SECONDS", "5", "greater than or equal to 10"),
+        ("HF_CONNECTOR_JOB_TIMEOUT_SECONDS", "4", "greater than or equal to 5"),
     ],
 )
 def test_an_invalid_value_names_the_variable(

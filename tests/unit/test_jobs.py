@@ -407,19 +407,6 @@ async def test_a_long_message_is_cut(hf: Harness) -> None:
     assert report.outcome.message.endswith("(cut)")
 
 
-async def test_the_job_deadline_is_extended_to_cover_the_call(hf: Harness) -> None:
-    extensions: list[float] = []
-
-    async def extend(seconds: float) -> None:
-        extensions.append(seconds)
-
-    job = JobContext(
-        key=1, retries=3, variables=_summarize(connectionTimeoutInSeconds=5, readTimeoutInSeconds=50), headers={}
-    )
-    await hf.handler().handle(job, extend)
-    assert extensions == [55.0]
-
-
 # --- error expressions ------------------------------------------------------------------------------
 
 

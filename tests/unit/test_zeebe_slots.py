@@ -99,6 +99,20 @@ async def test_slots_count_jobs_until_they_are_handled() -> None:
     assert slots.room() == 2
 
 
+async def test_outcomes_stuck_in_an_outage_stop_new_activations_beyond_twice_the_jobs_held() -> None:
+    slots = held(2)
+    stuck = [job(key) for key in range(1, 5)]
+    for each in stuck:  # handled, but Zeebe is away: their outcomes are still being sent
+        slots.add(each)
+        slots.handled(each)
+    assert slots.room() == 0, "four outcomes pending with two jobs held: no more jobs until they drain"
+    slots.remove(stuck[0])
+    assert slots.room() == 1
+    for each in stuck[1:]:
+        slots.remove(each)
+    assert slots.room() == 2
+
+
 async def test_the_stream_is_read_only_while_there_is_room() -> None:
     adapter, slots, queue = FakeAdapter(10), held(3), asyncio.Queue[Job]()
     reading = asyncio.create_task(streamer(adapter, slots, queue).activate_stream())

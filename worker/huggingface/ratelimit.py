@@ -16,11 +16,6 @@ class RateLimiter:
         self.requests_per_minute = requests_per_minute
         self._limiters: dict[str, AsyncLimiter] = {}
 
-    @property
-    def max_wait_seconds(self) -> float:
-        """The longest a call can wait for its turn: one full window."""
-        return 60.0 if self.requests_per_minute else 0.0
-
     async def acquire(self, url: str) -> None:
         if not self.requests_per_minute:
             return
