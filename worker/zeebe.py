@@ -272,7 +272,7 @@ def build_worker(
     settings: Settings, channel: grpc.aio.Channel, handler: JobHandler, on_report: OnReport
 ) -> BoundedWorker:
     # -1: retry the gateway forever; pyzeebe never resets its retry counter, so a finite limit would
-    # eventually stop the pollers for good after enough broker restarts (REFERENCE.md section 3).
+    # eventually stop the pollers for good after enough broker restarts.
     limits = JobLimits(handled=settings.max_jobs, held=settings.jobs_held)
     worker = BoundedWorker(
         channel,
