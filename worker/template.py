@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from worker.config import Settings
 from worker.huggingface.contract import (
     GROUP_LABELS,
     ChunkingStrategy,
@@ -48,7 +49,8 @@ TEMPLATE_VERSION: Final = 1
 TEMPLATE_NAME: Final = "Hugging Face Connector"
 TEMPLATE_FILENAME: Final = "hugging-face-connector.json"
 VERSIONED_DIRNAME: Final = "versioned"
-TASK_TYPE: Final = "hugging-face"
+# The template sets the job type the worker polls for by default.
+TASK_TYPE: Final[str] = Settings.model_fields["job_type"].default
 SCHEMA_URL: Final = "https://unpkg.com/@camunda/zeebe-element-templates-json-schema/resources/schema.json"
 DOCUMENTATION_URL: Final = "https://github.com/hf-connector/camunda-hugging-face-connector#readme"
 DEFAULT_DIRECTORY: Final = Path("element-templates")
