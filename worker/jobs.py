@@ -35,6 +35,7 @@ from worker.secrets import Masker, MissingSecretError, SecretResolver
 logger = logging.getLogger(__name__)
 _OVERLOAD_CODES = frozenset({"429", "503"})
 SECRET_MISSING = "SECRET_MISSING"
+_CUT = " ... (cut)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +261,7 @@ class JobHandler:
         masked = self.masker.mask(message)
         if len(masked) <= self.max_message_chars:
             return masked
-        return masked[: self.max_message_chars - 14] + " ... (cut)"
+        return masked[: self.max_message_chars - len(_CUT)] + _CUT
 
 
 _Model = TypeVar("_Model", TaskHeaders, JobVariables)
@@ -287,5 +288,6 @@ def _backoff(duration: str | None, fallback: float) -> float:
         return fallback
     try:
         return parse_iso_duration(duration)
-    except ValueError:
-        return fallback
+    except ValueError as exc:
+        # Falling back silently would retry at a pace the modeller never asked for.
+        raise ExpressionError(f"The error expression's jobError(...) gave an invalid retryBackoff: {exc}") from None

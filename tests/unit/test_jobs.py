@@ -370,7 +370,7 @@ async def test_a_long_message_is_cut(hf: Harness) -> None:
     hf.reply = lambda request: httpx.Response(400, json={"error": ["x" * 400] * 5})
     report = await hf.run(_summarize(), max_message_chars=300)
     assert isinstance(report.outcome, Fail)
-    assert len(report.outcome.message) <= 300
+    assert len(report.outcome.message) == 300
     assert report.outcome.message.endswith("(cut)")
 
 
@@ -420,6 +420,18 @@ async def test_a_job_error_without_retries_counts_down_and_uses_the_retry_backof
     report = await hf.run(_summarize(), {"errorExpression": 'jobError("failed")', "retryBackoff": "PT45S"}, retries=3)
     assert isinstance(report.outcome, Fail)
     assert (report.outcome.retries, report.outcome.backoff_seconds) == (2, 45.0)
+
+
+@pytest.mark.parametrize(("argument", "value"), [('"soon"', "soon"), ("30", "30")])
+async def test_a_job_error_with_an_invalid_retry_backoff_raises_an_incident_naming_it(
+    hf: Harness, argument: str, value: str
+) -> None:
+    hf.reply = lambda request: httpx.Response(500, text="boom")
+    report = await hf.run(_summarize(), {"errorExpression": f'jobError("failed", {{}}, 2, {argument})'}, retries=3)
+    assert isinstance(report.outcome, Fail)
+    assert (report.outcome.retries, report.outcome.code) == (0, "EXPRESSION_ERROR")
+    assert "invalid retryBackoff" in report.outcome.message
+    assert f"'{value}' is not an ISO-8601 duration" in report.outcome.message
 
 
 async def test_a_job_error_with_negative_retries_means_no_retries(hf: Harness) -> None:
