@@ -160,8 +160,9 @@ class JobHandler:
     # --- the call -------------------------------------------------------------------------------
 
     async def _call(self, call: HfCall) -> tuple[HttpResult | None, CallFailure | None, float]:
-        started = time.perf_counter()
         await self.limiter.acquire(call.request.url)
+        # After the wait for a turn, so that call_seconds is Hugging Face's time whatever the outcome.
+        started = time.perf_counter()
         try:
             result = await self.http.send(call.request)
         except HttpError as exc:

@@ -6,13 +6,14 @@ import base64
 import dataclasses
 import ipaddress
 import json
+import types
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from worker import destinations
+from worker import destinations, jobs
 from worker.http_core import HttpCore
 from worker.huggingface.ratelimit import RateLimiter
 from worker.huggingface.requests import HfDefaults
@@ -364,6 +365,40 @@ async def test_an_oversized_answer_fails_without_retries(hf: Harness) -> None:
     assert isinstance(report.outcome, Fail)
     assert report.outcome.code == "RESPONSE_TOO_LARGE"
     assert report.outcome.retries == 0
+
+
+class _SlowTurn(RateLimiter):
+    """A rate limit that makes every call wait a minute on the handler's clock, without waiting."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__(60)
+        self.clock = clock
+
+    async def acquire(self, url: str) -> None:
+        self.clock[0] += 60.0
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [lambda request: httpx.Response(500, text="boom"), lambda request: _raise(httpx.ConnectError("refused"))],
+    ids=["http-answer", "transport-error"],
+)
+async def test_call_seconds_leave_out_the_wait_for_a_rate_limit_turn(
+    hf: Harness, monkeypatch: pytest.MonkeyPatch, reply: Handler
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(jobs, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    hf.reply = reply
+    handler = hf.handler()
+    handler.limiter = _SlowTurn(clock)
+    report = await handler.handle(JobContext(key=1, retries=3, variables=_summarize(), headers={}))
+    assert isinstance(report.outcome, Fail)
+    assert report.call_seconds is not None
+    assert report.call_seconds < 60
+
+
+def _raise(error: Exception) -> httpx.Response:
+    raise error
 
 
 async def test_a_long_message_is_cut(hf: Harness) -> None:
