@@ -19,7 +19,14 @@ from worker.jobs import SECRET_MISSING, Complete, Fail, JobContext, JobHandler, 
 from worker.logs import configure_logging
 from worker.ops import Health, OpsServer
 from worker.secrets import Masker, SecretResolver, build_providers
-from worker.zeebe import BoundedWorker, TopologyProbe, build_worker, create_channel, describe_zeebe_error
+from worker.zeebe import (
+    BoundedWorker,
+    TopologyProbe,
+    build_worker,
+    create_channel,
+    describe_zeebe_error,
+    limit_repeated_gateway_warnings,
+)
 
 logger = logging.getLogger("worker")
 # Zeebe's topology is asked for every few seconds, each call bounded by a short timeout so that a
@@ -95,6 +102,7 @@ def record(job: JobContext, report: Report, seconds: float) -> None:
         extra={
             "job_key": job.key,
             "process_instance_key": job.process_instance_key,
+            "bpmn_process_id": job.bpmn_process_id,
             "element_id": job.element_id,
             "model": report.model,
             "status": report.status,
@@ -112,6 +120,7 @@ async def run(settings: Settings) -> int:
     """
     parts = build_parts(settings)
     configure_logging(settings.log_level, settings.log_format, parts.masker)
+    limit_repeated_gateway_warnings()
     health = Health(settings.liveness_grace_seconds)
     try:
         channel = create_channel(settings)

@@ -121,7 +121,7 @@ class JobHandler:
             headers, variables = self._prepare(job)
             call = self._build(variables)
         except JobInputError as exc:
-            return Report(self._finish(Fail(str(exc), retries=0, code=exc.code)))
+            return Report(self._finish(Fail(str(exc), retries=0, code=exc.code)), self._model_as_given(job))
         if extend_deadline is not None:
             await extend_deadline(call.request.total_timeout + self.limiter.max_wait_seconds)
         result, failure, seconds = await self._call(call)
@@ -131,6 +131,11 @@ class JobHandler:
         return Report(self._finish(outcome), model, result.status if result else None, seconds)
 
     # --- before the call ------------------------------------------------------------------------
+
+    def _model_as_given(self, job: JobContext) -> str:
+        """The model for the log line of a job that never got to a call: as written, secrets unresolved."""
+        model = job.variables.get("model")
+        return self.masker.mask(model) if isinstance(model, str) else ""
 
     def _prepare(self, job: JobContext) -> tuple[TaskHeaders, JobVariables]:
         try:

@@ -43,8 +43,11 @@ from worker import metrics
 from worker.config import Settings
 from worker.huggingface.contract import fetched_variable_names
 from worker.jobs import Complete, Fail, JobContext, JobHandler, Outcome, Report, ThrowBpmnError
+from worker.logs import RepeatedWarnings
 
 logger = logging.getLogger(__name__)
+# The warnings that repeat every few seconds while the gateway is unreachable.
+_gateway_log = logging.getLogger(f"{__name__}.gateway")
 _DEADLINE_MARGIN_SECONDS = 30.0
 _REASON_CHARS = 300
 HANDED_BACK = "The worker is shutting down; the job was handed back untouched for another worker"
@@ -92,6 +95,15 @@ class TopologyProbe:
     async def topology(self) -> Topology:
         answer = await self._client.topology()
         return Topology(len(answer.brokers), answer.gateway_version)
+
+
+def limit_repeated_gateway_warnings() -> None:
+    """While Zeebe is unreachable, pyzeebe's poller and the streamer warn every 5 s: the first warning is
+    logged, then one a minute with the count."""
+    for name in (JobPoller.__module__, _gateway_log.name):
+        gateway_logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatedWarnings) for f in gateway_logger.filters):
+            gateway_logger.addFilter(RepeatedWarnings())
 
 
 def describe_zeebe_error(error: BaseException) -> str:
@@ -238,7 +250,7 @@ class _BoundedStreamer(JobStreamer):
             logger.warning("Stream job requests was invalid for task %s", self.task.type)
             raise
         except (ZeebeBackPressureError, ZeebeGatewayUnavailableError, ZeebeInternalError, ZeebeDeadlineExceeded) as e:
-            logger.warning("Failed to stream jobs from the gateway. Exception: %r. Retrying in 5 seconds...", e)
+            _gateway_log.warning("Failed to stream jobs from the gateway. Exception: %r. Retrying in 5 seconds...", e)
             await asyncio.sleep(5)
 
 

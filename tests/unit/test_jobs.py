@@ -280,6 +280,26 @@ async def test_an_input_that_cannot_become_a_request_fails_at_once(hf: Harness) 
     assert hf.requests == []
 
 
+@pytest.mark.parametrize("operation", ["inference", "embeddings"])
+async def test_an_input_mapping_that_produced_null_is_named_as_such(hf: Harness, operation: str) -> None:
+    """Zeebe maps `=image` to null when the instance has no `image`: say so, not "give the request body"."""
+    report = await hf.run(_summarize(input=None, operation=operation))
+    assert isinstance(report.outcome, Fail)
+    assert report.outcome.retries == 0
+    assert "the input mapping produced nothing (null)" in report.outcome.message
+    assert "FEEL expression of the Input field" in report.outcome.message
+    assert report.model == "facebook/bart-large-cnn"
+    assert hf.requests == []
+
+
+async def test_an_input_that_is_not_mapped_at_all_asks_for_the_request_body(hf: Harness) -> None:
+    variables = _summarize()
+    del variables["input"]
+    report = await hf.run(variables)
+    assert isinstance(report.outcome, Fail)
+    assert "the input is empty: give the request body" in report.outcome.message
+
+
 async def test_a_blocked_destination_fails_without_a_call(hf: Harness) -> None:
     report = await hf.run(_summarize(endpoint="http://169.254.169.254/latest"))
     assert isinstance(report.outcome, Fail)
