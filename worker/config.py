@@ -150,17 +150,15 @@ class Settings(BaseSettings):
         gateway behind OAuth. Both speak TLS.
         """
         ca = self.zeebe_ca_certificate
-        address = self.zeebe_address or self.SELF_MANAGED_ADDRESS
         if self.camunda_client_id and self.camunda_cluster_id:
             oauth = OAuthClient(
                 self.camunda_client_id,
                 self.camunda_oauth_url or self.SAAS_OAUTH_URL,
                 self.camunda_token_audience or self.SAAS_AUDIENCE,
             )
-            address = (
-                self.zeebe_address or f"{self.camunda_cluster_id}.{self.camunda_cluster_region}.zeebe.camunda.io:443"
-            )
-            return ZeebeConnection("saas", address, ca, oauth)
+            cluster = f"{self.camunda_cluster_id}.{self.camunda_cluster_region}.zeebe.camunda.io:443"
+            return ZeebeConnection("saas", self.zeebe_address or cluster, ca, oauth)
+        address = self.zeebe_address or self.SELF_MANAGED_ADDRESS
         if self.camunda_client_id and self.camunda_oauth_url:
             oauth = OAuthClient(
                 self.camunda_client_id,

@@ -74,7 +74,7 @@ class MaskingFormatter(logging.Formatter):
 class RepeatedWarnings(logging.Filter):
     """For a logger that repeats itself: lets the first record of a kind through, then at most one per
     interval, which tells how many were held back since the last one shown. A kind is a logger and a
-    message template, so one job's warning never hides another job's of a different template."""
+    message template; the arguments (the error, a job key) may differ."""
 
     def __init__(self, interval_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
