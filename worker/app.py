@@ -9,9 +9,6 @@ import logging
 import signal
 from dataclasses import dataclass
 
-import grpc
-from pyzeebe import ZeebeClient
-
 from worker import metrics
 from worker.config import Settings
 from worker.destinations import DestinationGuard
@@ -22,7 +19,14 @@ from worker.jobs import SECRET_MISSING, Complete, Fail, JobContext, JobHandler, 
 from worker.logs import configure_logging
 from worker.ops import Health, OpsServer
 from worker.secrets import Masker, SecretResolver, build_providers
-from worker.zeebe import BoundedWorker, build_worker, create_channel
+from worker.zeebe import (
+    BoundedWorker,
+    TopologyProbe,
+    build_worker,
+    create_channel,
+    describe_zeebe_error,
+    limit_repeated_gateway_warnings,
+)
 
 logger = logging.getLogger("worker")
 # Zeebe's topology is asked for every few seconds, each call bounded by a short timeout so that a
@@ -31,7 +35,6 @@ _MONITOR_INTERVAL_SECONDS = 5.0
 _MONITOR_TIMEOUT_SECONDS = 3.0
 # The event-loop heartbeat the liveness probe checks; much shorter than any sensible liveness grace.
 _HEARTBEAT_SECONDS = 1.0
-_REASON_CHARS = 300
 
 
 @dataclass
@@ -100,6 +103,7 @@ def record(job: JobContext, report: Report, seconds: float) -> None:
         extra={
             "job_key": job.key,
             "process_instance_key": job.process_instance_key,
+            "bpmn_process_id": job.bpmn_process_id,
             "element_id": job.element_id,
             "model": report.model,
             "status": report.status,
@@ -117,6 +121,7 @@ async def run(settings: Settings) -> int:
     """
     parts = build_parts(settings)
     configure_logging(settings.log_level, settings.log_format, parts.masker)
+    limit_repeated_gateway_warnings()
     health = Health(settings.liveness_grace_seconds)
     try:
         channel = create_channel(settings)
@@ -153,16 +158,14 @@ async def run(settings: Settings) -> int:
     logger.info(
         "hf-connector polling job type '%s' at %s (Hugging Face: %s, health and metrics on port %s)",
         settings.job_type,
-        settings.zeebe_address or ("Camunda SaaS" if settings.camunda_cluster_id else "localhost:26500"),
+        settings.zeebe_connection.describe(),
         settings.router_url,
         ops.port,
     )
     work = asyncio.create_task(worker.work(), name="pyzeebe-worker")
     follow_worker_task(work, health)
     helpers = [
-        # -1: pyzeebe's default (10 errors, never reset) would close the shared channel after ~50 s without
-        # Zeebe, and the worker with it.
-        asyncio.create_task(_monitor(ZeebeClient(channel, max_connection_retries=-1), health), name="zeebe-monitor"),
+        asyncio.create_task(_monitor(TopologyProbe(channel), health), name="zeebe-monitor"),
         asyncio.create_task(_heartbeat(health), name="heartbeat"),
     ]
     stopper = asyncio.create_task(stop.wait())
@@ -186,13 +189,13 @@ def follow_worker_task(work: asyncio.Task[None], health: Health) -> None:
     work.add_done_callback(lambda _: setattr(health, "polling", False))
 
 
-async def _monitor(client: ZeebeClient, health: Health) -> None:
+async def _monitor(probe: TopologyProbe, health: Health) -> None:
     """Zeebe's topology, every few seconds, for readiness and liveness; logs each change of state."""
     reachable: bool | None = None
     while True:
         try:
             async with asyncio.timeout(_MONITOR_TIMEOUT_SECONDS):
-                await client.topology()
+                await probe.topology()
         except Exception as exc:  # any failure means "not reachable now"; the next round tries again
             reason = describe_zeebe_error(exc)
             health.zeebe_lost(f"Zeebe not reachable: {reason}")
@@ -212,21 +215,6 @@ async def _heartbeat(health: Health) -> None:
     while True:
         health.beat()
         await asyncio.sleep(_HEARTBEAT_SECONDS)
-
-
-def describe_zeebe_error(error: BaseException) -> str:
-    """One line for a gRPC failure (pyzeebe wraps them): `UNAUTHENTICATED: details`, never a traceback."""
-    if isinstance(error, BaseExceptionGroup):
-        return "; ".join(dict.fromkeys(describe_zeebe_error(inner) for inner in error.exceptions))
-    grpc_error = getattr(error, "grpc_error", error)
-    if isinstance(grpc_error, grpc.aio.AioRpcError):
-        details = (grpc_error.details() or "").strip()
-        text = f"{grpc_error.code().name}: {details}" if details else grpc_error.code().name
-    elif isinstance(error, TimeoutError):
-        text = "no answer in time"
-    else:
-        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
 
 
 def _crash_code(work: asyncio.Task[None]) -> int:

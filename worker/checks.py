@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from pyzeebe import ZeebeClient
 
-from worker.app import build_parts, describe_zeebe_error
+from worker.app import build_parts
 from worker.config import Settings
 from worker.jobs import Complete, JobContext
 from worker.secrets import Masker
-from worker.zeebe import create_channel
+from worker.zeebe import TopologyProbe, create_channel, describe_zeebe_error
 
 _RESULT = "response"
 
@@ -47,7 +46,7 @@ def _describe_settings(settings: Settings) -> list[str]:
     lines = [
         f"job type '{settings.job_type}' (worker name '{settings.worker_name}', "
         f"up to {settings.max_jobs} jobs at once, job timeout {settings.job_timeout_seconds:g}s)",
-        f"Zeebe connection: {_connection_kind(settings)}",
+        f"Zeebe connection: {settings.zeebe_connection.describe()}",
     ]
     if settings.hf_token is None:
         lines.append("HF_TOKEN is not set: every task must give authentication.token")
@@ -56,24 +55,8 @@ def _describe_settings(settings: Settings) -> list[str]:
     return lines
 
 
-def _connection_kind(settings: Settings) -> str:
-    """Mirrors worker.zeebe.create_channel; names the client id (not a secret), never the secret."""
-    client_id = settings.camunda_client_id
-    oauth = bool(client_id and settings.camunda_client_secret)
-    if oauth and settings.camunda_cluster_id and not settings.zeebe_address:
-        region = settings.camunda_cluster_region or "bru-2"
-        return f"Camunda SaaS cluster {settings.camunda_cluster_id} ({region}), client id {client_id}"
-    if oauth:
-        return f"OAuth client credentials, client id {client_id}, token URL {settings.camunda_oauth_url}"
-    if settings.zeebe_tls or settings.zeebe_ca_certificate:
-        return "TLS" + (f" with CA {settings.zeebe_ca_certificate}" if settings.zeebe_ca_certificate else "")
-    return "plaintext, no authentication"
-
-
 async def _check_zeebe(settings: Settings, timeout: float, report: CheckReport) -> None:
-    address = settings.zeebe_address or (
-        "Camunda SaaS" if settings.camunda_cluster_id and settings.camunda_client_id else "localhost:26500"
-    )
+    address = settings.zeebe_connection.address
     try:
         channel = create_channel(settings)
     except OSError as exc:
@@ -81,10 +64,8 @@ async def _check_zeebe(settings: Settings, timeout: float, report: CheckReport) 
         return
     try:
         async with asyncio.timeout(timeout):
-            topology = await ZeebeClient(channel).topology()
-        report.passed.append(
-            f"Zeebe at {address}: {len(topology.brokers)} broker(s), version {topology.gateway_version}"
-        )
+            topology = await TopologyProbe(channel).topology()
+        report.passed.append(f"Zeebe at {address}: {topology.brokers} broker(s), version {topology.gateway_version}")
     except Exception as exc:
         report.problems.append(f"Zeebe at {address} is not reachable: {describe_zeebe_error(exc)}")
     finally:

@@ -11,8 +11,9 @@ import json
 import logging
 import os
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,7 +51,13 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("CAMUNDA_TOKEN_AUDIENCE", "ZEEBE_TOKEN_AUDIENCE")
     )
     camunda_cluster_id: str | None = Field(default=None, validation_alias=_env("CAMUNDA_CLUSTER_ID"))
-    camunda_cluster_region: str | None = Field(default=None, validation_alias=_env("CAMUNDA_CLUSTER_REGION"))
+    camunda_cluster_region: str = Field(default="bru-2", min_length=1, validation_alias=_env("CAMUNDA_CLUSTER_REGION"))
+
+    # Defaults that depend on the kind of connection, so no single field default can hold them.
+    SELF_MANAGED_ADDRESS: ClassVar[str] = "localhost:26500"
+    SELF_MANAGED_AUDIENCE: ClassVar[str] = "zeebe-api"
+    SAAS_OAUTH_URL: ClassVar[str] = "https://login.cloud.camunda.io/oauth/token"
+    SAAS_AUDIENCE: ClassVar[str] = "zeebe.camunda.io"
 
     # --- Worker tuning -----------------------------------------------------------------------------
     job_type: str = Field(default="hugging-face", min_length=1, validation_alias=_env("HF_CONNECTOR_JOB_TYPE"))
@@ -142,6 +149,35 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def zeebe_connection(self) -> ZeebeConnection:
+        """How to reach Zeebe; the channel factory, the start-up log line and `hf-connector check` all read it.
+
+        Client credentials with a cluster id mean Camunda SaaS, at the cluster's own address unless
+        ZEEBE_ADDRESS names one; client credentials with CAMUNDA_OAUTH_URL alone mean a self-managed
+        gateway behind OAuth. Both speak TLS.
+        """
+        ca = self.zeebe_ca_certificate
+        if self.camunda_client_id and self.camunda_cluster_id:
+            oauth = OAuthClient(
+                self.camunda_client_id,
+                self.camunda_oauth_url or self.SAAS_OAUTH_URL,
+                self.camunda_token_audience or self.SAAS_AUDIENCE,
+            )
+            cluster = f"{self.camunda_cluster_id}.{self.camunda_cluster_region}.zeebe.camunda.io:443"
+            return ZeebeConnection("saas", self.zeebe_address or cluster, ca, oauth)
+        address = self.zeebe_address or self.SELF_MANAGED_ADDRESS
+        if self.camunda_client_id and self.camunda_oauth_url:
+            oauth = OAuthClient(
+                self.camunda_client_id,
+                self.camunda_oauth_url,
+                self.camunda_token_audience or self.SELF_MANAGED_AUDIENCE,
+            )
+            return ZeebeConnection("oauth", address, ca, oauth)
+        if self.zeebe_tls or ca is not None:
+            return ZeebeConnection("tls", address, ca)
+        return ZeebeConnection("plaintext", address)
+
+    @property
     def jobs_held(self) -> int:
         """Jobs activated and held at once: those being handled plus those waiting for a free slot."""
         return self.max_jobs_active if self.max_jobs_active is not None else 2 * self.max_jobs
@@ -153,6 +189,34 @@ class Settings(BaseSettings):
     def credential_values(self) -> list[str]:
         """The worker's own credentials, which must be masked wherever they could surface."""
         return [s.get_secret_value() for s in (self.hf_token, self.camunda_client_secret) if s is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """OAuth client credentials for Zeebe; the secret stays in `Settings`, so this is safe to print."""
+
+    client_id: str
+    token_url: str
+    audience: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZeebeConnection:
+    kind: Literal["plaintext", "tls", "oauth", "saas"]
+    address: str
+    ca_certificate: Path | None = None
+    oauth: OAuthClient | None = None
+
+    def describe(self) -> str:
+        """For the start-up log line and `hf-connector check`: names the client id, never the secret."""
+        security = "plaintext" if self.kind == "plaintext" else "TLS"
+        if self.ca_certificate is not None:
+            security += f" with CA {self.ca_certificate}"
+        if self.oauth is None:
+            return f"{self.address} ({security}, no authentication)"
+        owner = "Camunda SaaS, " if self.kind == "saas" else ""
+        client = f"OAuth client id {self.oauth.client_id}, token URL {self.oauth.token_url}"
+        return f"{self.address} ({owner}{security}, {client})"
 
 
 class ConfigurationError(Exception):

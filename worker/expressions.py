@@ -74,9 +74,10 @@ def _job_error(
     message: Any,
     variables: Mapping[str, Any] | None = None,
     retries: int | None = None,
-    retryBackoff: str | None = None,
+    retryBackoff: Any = None,
 ) -> JobError:
-    return JobError(_text(message), dict(variables or {}), None if retries is None else int(retries), retryBackoff)
+    backoff = None if retryBackoff is None else _text(retryBackoff)
+    return JobError(_text(message), dict(variables or {}), None if retries is None else int(retries), backoff)
 
 
 def _ignore_error(variables: Mapping[str, Any] | None = None) -> IgnoreError:

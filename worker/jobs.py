@@ -41,6 +41,7 @@ from worker.secrets import Masker, MissingSecretError, SecretResolver
 logger = logging.getLogger(__name__)
 _OVERLOAD_CODES = frozenset({"429", "503"})
 SECRET_MISSING = "SECRET_MISSING"
+_CUT = " ... (cut)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,7 @@ class JobHandler:
             headers, variables = self._prepare(job)
             call = self._build(variables)
         except JobInputError as exc:
-            return Report(self._finish(Fail(str(exc), retries=0, code=exc.code)))
+            return Report(self._finish(Fail(str(exc), retries=0, code=exc.code)), self._model_as_given(job))
         result, failure, seconds = await self._call(call)
         outcome = self._decide(job, headers, call, result, failure)
         # The model is a metric label and a log field: a model id or endpoint URL kept as a secret is masked.
@@ -131,6 +132,11 @@ class JobHandler:
         return Report(self._finish(outcome), model, result.status if result else None, seconds)
 
     # --- before the call ------------------------------------------------------------------------
+
+    def _model_as_given(self, job: JobContext) -> str:
+        """The model for the log line of a job that never got to a call: as written, secrets unresolved."""
+        model = job.variables.get("model")
+        return self.masker.mask(model) if isinstance(model, str) else ""
 
     def _prepare(self, job: JobContext) -> tuple[TaskHeaders, JobVariables]:
         try:
@@ -160,8 +166,9 @@ class JobHandler:
     # --- the call -------------------------------------------------------------------------------
 
     async def _call(self, call: HfCall) -> tuple[HttpResult | None, CallFailure | None, float]:
-        started = time.perf_counter()
         await self.limiter.acquire(call.request.url)
+        # After the wait for a turn, so that call_seconds is Hugging Face's time whatever the outcome.
+        started = time.perf_counter()
         try:
             result = await self.http.send(call.request)
         except HttpError as exc:
@@ -265,7 +272,7 @@ class JobHandler:
         masked = self.masker.mask(message)
         if len(masked) <= self.max_message_chars:
             return masked
-        return masked[: self.max_message_chars - 14] + " ... (cut)"
+        return masked[: self.max_message_chars - len(_CUT)] + _CUT
 
 
 _Model = TypeVar("_Model", TaskHeaders, JobVariables)
@@ -292,5 +299,6 @@ def _backoff(duration: str | None, fallback: float) -> float:
         return fallback
     try:
         return parse_iso_duration(duration)
-    except ValueError:
-        return fallback
+    except ValueError as exc:
+        # Falling back silently would retry at a pace the modeller never asked for.
+        raise ExpressionError(f"The error expression's jobError(...) gave an invalid retryBackoff: {exc}") from None

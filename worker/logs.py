@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from worker.secrets import Masker
 
 # Context fields the job handler attaches with `extra=`; the JSON formatter lifts them to the top.
-CONTEXT_FIELDS = ("job_key", "process_instance_key", "element_id", "model", "status", "duration_ms", "outcome")
+CONTEXT_FIELDS = (
+    "job_key",
+    "process_instance_key",
+    "bpmn_process_id",
+    "element_id",
+    "model",
+    "status",
+    "duration_ms",
+    "outcome",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -58,6 +69,31 @@ class MaskingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return self.masker.mask(self.inner.format(record))
+
+
+class RepeatedWarnings(logging.Filter):
+    """For a logger that repeats itself: lets the first record of a kind through, then at most one per
+    interval, which tells how many were held back since the last one shown. A kind is a logger and a
+    message template; the arguments (the error, a job key) may differ."""
+
+    def __init__(self, interval_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.interval_seconds = interval_seconds
+        self.clock = clock
+        self._last_shown: dict[tuple[str, object], tuple[float, int]] = {}  # when, and how many held since
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = self.clock()
+        shown_at, held = self._last_shown.get(key, (None, 0))
+        if shown_at is not None and now - shown_at < self.interval_seconds:
+            self._last_shown[key] = (shown_at, held + 1)
+            return False
+        self._last_shown[key] = (now, 0)
+        if shown_at is not None and held:
+            record.msg = f"{record.getMessage()} ({held} more like this in the last {now - shown_at:.0f} s)"
+            record.args = None
+        return True
 
 
 def configure_logging(level: str, fmt: str, masker: Masker) -> None:

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from worker.config import Settings
 from worker.huggingface.contract import (
     GROUP_LABELS,
     ChunkingStrategy,
@@ -50,7 +51,8 @@ TEMPLATE_VERSION: Final = 2
 TEMPLATE_NAME: Final = "Hugging Face Connector"
 TEMPLATE_FILENAME: Final = "hugging-face-connector.json"
 VERSIONED_DIRNAME: Final = "versioned"
-TASK_TYPE: Final = "hugging-face"
+# The template sets the job type the worker polls for by default.
+TASK_TYPE: Final[str] = Settings.model_fields["job_type"].default
 SCHEMA_URL: Final = "https://unpkg.com/@camunda/zeebe-element-templates-json-schema/resources/schema.json"
 # The panel header links here: the modeller's page, not the project's front page.
 DOCUMENTATION_URL: Final = "https://github.com/hf-connector/camunda-hugging-face-connector/blob/main/docs/modelling.md"

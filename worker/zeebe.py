@@ -21,8 +21,8 @@ import grpc
 from pyzeebe import (
     Job,
     JobController,
+    ZeebeClient,
     ZeebeWorker,
-    create_camunda_cloud_channel,
     create_insecure_channel,
     create_oauth2_client_credentials_channel,
     create_secure_channel,
@@ -56,6 +56,7 @@ from worker.config import Settings
 from worker.huggingface.contract import fetched_variable_names
 from worker.jobs import Complete, Fail, JobContext, JobHandler, Outcome, Report, ThrowBpmnError
 from worker.lease import Lease, LeaseLost
+from worker.logs import RepeatedWarnings
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -63,35 +64,31 @@ _T = TypeVar("_T")
 _TRANSIENT = (ZeebeGatewayUnavailableError, ZeebeDeadlineExceeded, ZeebeBackPressureError)
 # The job is no longer this worker's: it timed out and was (or will be) handed out again.
 _GONE = (JobNotFoundError, JobAlreadyDeactivatedError)
+
+
+# The warnings that repeat every few seconds while the gateway is unreachable.
+_gateway_log = logging.getLogger(f"{__name__}.gateway")
+_REASON_CHARS = 300
 HANDED_BACK = "The worker is shutting down; the job was handed back untouched for another worker"
 
 
 def create_channel(settings: Settings) -> grpc.aio.Channel:
-    """A channel for self-managed plaintext or TLS, OAuth client credentials, or Camunda SaaS."""
-    credentials = _tls_credentials(settings.zeebe_ca_certificate)
-    secret = settings.camunda_client_secret.get_secret_value() if settings.camunda_client_secret else None
-    if settings.camunda_client_id and secret and settings.camunda_cluster_id and not settings.zeebe_address:
-        return create_camunda_cloud_channel(
-            client_id=settings.camunda_client_id,
-            client_secret=secret,
-            cluster_id=settings.camunda_cluster_id,
-            region=settings.camunda_cluster_region or "bru-2",
-            authorization_server=settings.camunda_oauth_url or "https://login.cloud.camunda.io/oauth/token",
-            audience=settings.camunda_token_audience or "zeebe.camunda.io",
-        )
-    address = settings.zeebe_address or "localhost:26500"
-    if settings.camunda_client_id and secret:
+    """A channel for `settings.zeebe_connection`: self-managed plaintext or TLS, OAuth, or Camunda SaaS."""
+    connection = settings.zeebe_connection
+    credentials = _tls_credentials(connection.ca_certificate)
+    if connection.oauth is not None:
+        assert settings.camunda_client_secret is not None  # Settings requires it with a client id
         return create_oauth2_client_credentials_channel(
-            grpc_address=address,
-            client_id=settings.camunda_client_id,
-            client_secret=secret,
-            authorization_server=settings.camunda_oauth_url or "",
-            audience=settings.camunda_token_audience or "zeebe-api",
+            grpc_address=connection.address,
+            client_id=connection.oauth.client_id,
+            client_secret=settings.camunda_client_secret.get_secret_value(),
+            authorization_server=connection.oauth.token_url,
+            audience=connection.oauth.audience,
             channel_credentials=credentials,
         )
-    if settings.zeebe_tls or settings.zeebe_ca_certificate:
-        return create_secure_channel(grpc_address=address, channel_credentials=credentials)
-    return create_insecure_channel(grpc_address=address)
+    if connection.kind == "tls":
+        return create_secure_channel(grpc_address=connection.address, channel_credentials=credentials)
+    return create_insecure_channel(grpc_address=connection.address)
 
 
 def _tls_credentials(ca_certificate: Path | None) -> grpc.ChannelCredentials | None:
@@ -172,6 +169,49 @@ class _PatientAdapter(ZeebeAdapter):
                 command,
             )
         return dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    brokers: int
+    gateway_version: str
+
+
+class TopologyProbe:
+    """Asks the gateway for Zeebe's topology: the readiness monitor's and `hf-connector check`'s question."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        # -1: pyzeebe's default (10 errors, never reset) would close the shared channel after ~50 s without
+        # Zeebe, and the worker with it.
+        self._client = ZeebeClient(channel, max_connection_retries=-1)
+
+    async def topology(self) -> Topology:
+        answer = await self._client.topology()
+        return Topology(len(answer.brokers), answer.gateway_version)
+
+
+def limit_repeated_gateway_warnings() -> None:
+    """While Zeebe is unreachable, pyzeebe's poller and the streamer warn every 5 s: the first warning is
+    logged, then one a minute with the count."""
+    for name in (JobPoller.__module__, _gateway_log.name):
+        gateway_logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatedWarnings) for f in gateway_logger.filters):
+            gateway_logger.addFilter(RepeatedWarnings())
+
+
+def describe_zeebe_error(error: BaseException) -> str:
+    """One line for a gRPC failure (pyzeebe wraps them): `UNAUTHENTICATED: details`, never a traceback."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(dict.fromkeys(describe_zeebe_error(inner) for inner in error.exceptions))
+    grpc_error = getattr(error, "grpc_error", error)
+    if isinstance(grpc_error, grpc.aio.AioRpcError):
+        details = (grpc_error.details() or "").strip()
+        text = f"{grpc_error.code().name}: {details}" if details else grpc_error.code().name
+    elif isinstance(error, TimeoutError):
+        text = "no answer in time"
+    else:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
 
 
 class _Expired(Exception):
@@ -306,7 +346,7 @@ class _BoundedStreamer(JobStreamer):
             logger.warning("Stream job requests was invalid for task %s", self.task.type)
             raise
         except (ZeebeBackPressureError, ZeebeGatewayUnavailableError, ZeebeInternalError, ZeebeDeadlineExceeded) as e:
-            logger.warning("Failed to stream jobs from the gateway. Exception: %r. Retrying in 5 seconds...", e)
+            _gateway_log.warning("Failed to stream jobs from the gateway. Exception: %r. Retrying in 5 seconds...", e)
             await asyncio.sleep(5)
 
 

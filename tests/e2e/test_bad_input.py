@@ -311,6 +311,22 @@ async def test_bad_input_raises_an_incident_that_says_what_to_fix_and_calls_noth
     await assert_still_serving(zeebe, bpmn_dir, connector)
 
 
+async def test_a_missing_start_variable_names_the_input_mapping_and_the_log_line_names_the_model(
+    zeebe: ZeebeClient, connector: Connector, hf: HfStandin, bpmn_dir: Path, records: ZeebeRecords
+) -> None:
+    missing = Bad(
+        "missing start variable",
+        ("input mapping produced nothing", "FEEL expression of the Input field", "start variable"),
+        {"input": "=image"},  # the process is started without `image`
+    )
+    problems = await run_cases([missing], zeebe, bpmn_dir, connector.job_type, hf, records)
+    assert not problems, "\n".join(problems)
+    lines = [line for line in connector.log_text().splitlines() if "input mapping produced nothing" in line]
+    assert len(lines) == 1, connector.log_tail()
+    assert "model=bad-input/missing-start-variable-" in lines[0]
+    assert "bpmn_process_id=bad-input-" in lines[0]
+
+
 async def test_input_over_the_size_limit_raises_an_incident_naming_the_setting(
     zeebe: ZeebeClient, small_input_connector: Connector, hf: HfStandin, bpmn_dir: Path, records: ZeebeRecords
 ) -> None:

@@ -64,7 +64,7 @@ def test_check_fails_with_a_reason_for_each_unreachable_service() -> None:
     lines = result.output.splitlines()
     assert "ok      configuration is valid" in lines
     assert any(line.startswith("ok      job type 'hugging-face-ops' (worker name 'hf-connector'") for line in lines)
-    assert "ok      Zeebe connection: plaintext, no authentication" in lines
+    assert f"ok      Zeebe connection: {zeebe} (plaintext, no authentication)" in lines
     assert "ok      HF_TOKEN is set: the default API key for tasks that give no authentication.token" in lines
     failed = [line for line in lines if line.startswith("FAILED")]
     assert len(failed) == 2, result.output
@@ -74,16 +74,17 @@ def test_check_fails_with_a_reason_for_each_unreachable_service() -> None:
 
 
 def test_check_names_the_oauth_client_but_never_its_secret() -> None:
+    zeebe = _closed_address()
     result = _invoke(
         ["check", "--timeout", "5"],
-        ZEEBE_ADDRESS=_closed_address(),
+        ZEEBE_ADDRESS=zeebe,
         HF_INFERENCE_ENDPOINT=f"http://{_closed_address()}",
         CAMUNDA_CLIENT_ID="ops-client",
         CAMUNDA_CLIENT_SECRET=CLIENT_SECRET,
         CAMUNDA_OAUTH_URL=f"http://{_closed_address()}/token",
     )
     assert result.exit_code == 1
-    assert "ok      Zeebe connection: OAuth client credentials, client id ops-client, token URL http" in result.output
+    assert f"ok      Zeebe connection: {zeebe} (TLS, OAuth client id ops-client, token URL http" in result.output
     assert "ok      HF_TOKEN is not set: every task must give authentication.token" in result.output
     assert "FAILED  Zeebe at" in result.output
     assert CLIENT_SECRET not in result.output

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices, ValidationError
 
-from worker.config import DEFAULT_ROUTER, ConfigurationError, Settings, load_settings
+from worker.config import DEFAULT_ROUTER, ConfigurationError, OAuthClient, Settings, load_settings
 
 CLIENT_SECRET = "camunda-client-secret-8d2f"
 HF_TOKEN = "hf_workerToken_0c4e11"
@@ -195,3 +195,61 @@ def test_an_invalid_value_under_an_alternative_name_names_that_name(
 ) -> None:
     message = _error(monkeypatch, **{name: value})
     assert re.search(rf"(?<![A-Z_]){name}\b", message), message
+
+
+# --- the Zeebe connection: one rule for the channel, the start-up line and `hf-connector check` -------
+
+
+@pytest.mark.parametrize(
+    ("env", "kind", "address", "oauth"),
+    [
+        ({}, "plaintext", "localhost:26500", None),
+        ({"ZEEBE_ADDRESS": "zeebe:26500", "ZEEBE_TLS": "true"}, "tls", "zeebe:26500", None),
+        (
+            {"CAMUNDA_CLIENT_ID": "id", "CAMUNDA_CLIENT_SECRET": CLIENT_SECRET, "CAMUNDA_OAUTH_URL": "https://kc/t"},
+            "oauth",
+            "localhost:26500",
+            OAuthClient("id", "https://kc/t", "zeebe-api"),
+        ),
+        (
+            {"CAMUNDA_CLIENT_ID": "id", "CAMUNDA_CLIENT_SECRET": CLIENT_SECRET, "CAMUNDA_CLUSTER_ID": "c1"},
+            "saas",
+            "c1.bru-2.zeebe.camunda.io:443",
+            OAuthClient("id", "https://login.cloud.camunda.io/oauth/token", "zeebe.camunda.io"),
+        ),
+        (
+            # A cluster id with an address of its own: still SaaS, with SaaS's token URL and audience.
+            {
+                "ZEEBE_ADDRESS": "c1.jfk-1.zeebe.camunda.io:443",
+                "CAMUNDA_CLIENT_ID": "id",
+                "CAMUNDA_CLIENT_SECRET": CLIENT_SECRET,
+                "CAMUNDA_CLUSTER_ID": "c1",
+            },
+            "saas",
+            "c1.jfk-1.zeebe.camunda.io:443",
+            OAuthClient("id", "https://login.cloud.camunda.io/oauth/token", "zeebe.camunda.io"),
+        ),
+        (
+            {
+                "CAMUNDA_CLIENT_ID": "id",
+                "CAMUNDA_CLIENT_SECRET": CLIENT_SECRET,
+                "CAMUNDA_CLUSTER_ID": "c1",
+                "CAMUNDA_CLUSTER_REGION": "jfk-1",
+                "CAMUNDA_TOKEN_AUDIENCE": "aud",
+            },
+            "saas",
+            "c1.jfk-1.zeebe.camunda.io:443",
+            OAuthClient("id", "https://login.cloud.camunda.io/oauth/token", "aud"),
+        ),
+    ],
+    ids=["plaintext", "tls", "oauth", "saas", "saas-with-address", "saas-region-audience"],
+)
+def test_zeebe_connection_is_computed_once_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], kind: str, address: str, oauth: OAuthClient | None
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    connection = load_settings().zeebe_connection
+    assert (connection.kind, connection.address, connection.oauth) == (kind, address, oauth)
+    assert connection.describe().startswith(address)
+    assert CLIENT_SECRET not in connection.describe()

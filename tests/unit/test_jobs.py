@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import types
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.loopback_http import httpx_server
+from worker import jobs
 from worker.http_core import HttpCore
 from worker.huggingface.ratelimit import RateLimiter
 from worker.huggingface.requests import HfDefaults
@@ -312,6 +314,26 @@ async def test_an_input_that_cannot_become_a_request_fails_at_once(hf: Harness) 
     assert hf.requests == []
 
 
+@pytest.mark.parametrize("operation", ["inference", "embeddings"])
+async def test_an_input_mapping_that_produced_null_is_named_as_such(hf: Harness, operation: str) -> None:
+    """Zeebe maps `=image` to null when the instance has no `image`: say so, not "give the request body"."""
+    report = await hf.run(_summarize(input=None, operation=operation))
+    assert isinstance(report.outcome, Fail)
+    assert report.outcome.retries == 0
+    assert "the input mapping produced nothing (null)" in report.outcome.message
+    assert "FEEL expression of the Input field" in report.outcome.message
+    assert report.model == "facebook/bart-large-cnn"
+    assert hf.requests == []
+
+
+async def test_an_input_that_is_not_mapped_at_all_asks_for_the_request_body(hf: Harness) -> None:
+    variables = _summarize()
+    del variables["input"]
+    report = await hf.run(variables)
+    assert isinstance(report.outcome, Fail)
+    assert "the input is empty: give the request body" in report.outcome.message
+
+
 async def test_a_blocked_destination_fails_without_a_call(hf: Harness) -> None:
     report = await hf.run(_summarize(endpoint="http://169.254.169.254/latest"))
     assert isinstance(report.outcome, Fail)
@@ -399,11 +421,45 @@ async def test_an_oversized_answer_fails_without_retries(hf: Harness) -> None:
     assert report.outcome.retries == 0
 
 
+class _SlowTurn(RateLimiter):
+    """A rate limit that makes every call wait a minute on the handler's clock, without waiting."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__(60)
+        self.clock = clock
+
+    async def acquire(self, url: str) -> None:
+        self.clock[0] += 60.0
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [lambda request: httpx.Response(500, text="boom"), lambda request: _raise(httpx.ConnectError("refused"))],
+    ids=["http-answer", "transport-error"],
+)
+async def test_call_seconds_leave_out_the_wait_for_a_rate_limit_turn(
+    hf: Harness, monkeypatch: pytest.MonkeyPatch, reply: Handler
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(jobs, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    hf.reply = reply
+    handler = hf.handler()
+    handler.limiter = _SlowTurn(clock)
+    report = await handler.handle(JobContext(key=1, retries=3, variables=_summarize(), headers={}))
+    assert isinstance(report.outcome, Fail)
+    assert report.call_seconds is not None
+    assert report.call_seconds < 60
+
+
+def _raise(error: Exception) -> httpx.Response:
+    raise error
+
+
 async def test_a_long_message_is_cut(hf: Harness) -> None:
     hf.reply = lambda request: httpx.Response(400, json={"error": ["x" * 400] * 5})
     report = await hf.run(_summarize(), max_message_chars=300)
     assert isinstance(report.outcome, Fail)
-    assert len(report.outcome.message) <= 300
+    assert len(report.outcome.message) == 300
     assert report.outcome.message.endswith("(cut)")
 
 
@@ -440,6 +496,18 @@ async def test_a_job_error_without_retries_counts_down_and_uses_the_retry_backof
     report = await hf.run(_summarize(), {"errorExpression": 'jobError("failed")', "retryBackoff": "PT45S"}, retries=3)
     assert isinstance(report.outcome, Fail)
     assert (report.outcome.retries, report.outcome.backoff_seconds) == (2, 45.0)
+
+
+@pytest.mark.parametrize(("argument", "value"), [('"soon"', "soon"), ("30", "30")])
+async def test_a_job_error_with_an_invalid_retry_backoff_raises_an_incident_naming_it(
+    hf: Harness, argument: str, value: str
+) -> None:
+    hf.reply = lambda request: httpx.Response(500, text="boom")
+    report = await hf.run(_summarize(), {"errorExpression": f'jobError("failed", {{}}, 2, {argument})'}, retries=3)
+    assert isinstance(report.outcome, Fail)
+    assert (report.outcome.retries, report.outcome.code) == (0, "EXPRESSION_ERROR")
+    assert "invalid retryBackoff" in report.outcome.message
+    assert f"'{value}' is not an ISO-8601 duration" in report.outcome.message
 
 
 async def test_a_job_error_with_negative_retries_means_no_retries(hf: Harness) -> None:

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pyzeebe.worker.job_poller import JobPoller
 
 from worker import app
 from worker.jobs import Complete, Fail, JobContext, Report
-from worker.logs import CONTEXT_FIELDS, configure_logging
+from worker.logs import CONTEXT_FIELDS, RepeatedWarnings, configure_logging
 from worker.secrets import Masker
+from worker.zeebe import limit_repeated_gateway_warnings
 
 SECRET = "hf_logTestSecret_9d1c3b77"
 OTHER_SECRET = "client-secret-5e8a0f21"
@@ -45,7 +47,7 @@ def _json_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 
 
 JOB = JobContext(key=2251799813685249, retries=3, variables={}, headers={}, element_id="summarize",
-                 process_instance_key=2251799813685240)  # fmt: skip
+                 process_instance_key=2251799813685240, bpmn_process_id="invoice-summary")  # fmt: skip
 
 
 def test_json_job_line_carries_the_job_context(logs: Configure, capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,6 +61,7 @@ def test_json_job_line_carries_the_job_context(logs: Configure, capsys: pytest.C
     assert {name: line[name] for name in CONTEXT_FIELDS} == {
         "job_key": 2251799813685249,
         "process_instance_key": 2251799813685240,
+        "bpmn_process_id": "invoice-summary",
         "element_id": "summarize",
         "model": "facebook/bart-large-cnn",
         "status": 200,
@@ -164,3 +167,55 @@ def test_library_debug_output_stays_quiet_at_debug_level(capsys: pytest.CaptureF
         for name, value in third_party.items():
             logging.getLogger(name).setLevel(value)
         logging.captureWarnings(False)
+
+
+# --- a warning that repeats every few seconds ------------------------------------------------------
+
+
+def _record(name: str, msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.WARNING, __file__, 1, msg, args, None)
+
+
+def test_a_repeating_warning_shows_first_then_once_a_minute_with_the_count() -> None:
+    clock = [0.0]
+    limit = RepeatedWarnings(clock=lambda: clock[0])
+    shown = []
+    for second in range(0, 125, 5):  # every 5 s for two minutes, as pyzeebe retries an unreachable gateway
+        clock[0] = float(second)
+        record = _record("pyzeebe.worker.job_poller", "Failed to activate jobs. Exception: %s. Retrying", "UNAVAILABLE")
+        if limit.filter(record):
+            shown.append((second, record.getMessage()))
+    assert shown == [
+        (0, "Failed to activate jobs. Exception: UNAVAILABLE. Retrying"),
+        (60, "Failed to activate jobs. Exception: UNAVAILABLE. Retrying (11 more like this in the last 60 s)"),
+        (120, "Failed to activate jobs. Exception: UNAVAILABLE. Retrying (11 more like this in the last 60 s)"),
+    ]
+
+
+def test_different_warnings_are_not_held_back_by_each_other() -> None:
+    limit = RepeatedWarnings(clock=lambda: 0.0)
+    assert limit.filter(_record("pyzeebe.worker.job_poller", "one"))
+    assert limit.filter(_record("pyzeebe.worker.job_poller", "two"))
+    assert limit.filter(_record("worker.zeebe.gateway", "one"))
+    assert not limit.filter(_record("pyzeebe.worker.job_poller", "one"))
+
+
+@pytest.fixture
+def gateway_loggers() -> Iterator[list[logging.Logger]]:
+    loggers = [logging.getLogger(JobPoller.__module__), logging.getLogger("worker.zeebe.gateway")]
+    saved = [logger.filters[:] for logger in loggers]
+    yield loggers
+    for logger, filters in zip(loggers, saved, strict=True):
+        logger.filters[:] = filters
+
+
+def test_pyzeebe_poller_and_stream_warnings_are_limited(
+    caplog: pytest.LogCaptureFixture, gateway_loggers: list[logging.Logger]
+) -> None:
+    limit_repeated_gateway_warnings()
+    limit_repeated_gateway_warnings()  # idempotent: run() may be called more than once in a process
+    caplog.set_level(logging.WARNING)
+    for logger in gateway_loggers:
+        for _ in range(3):
+            logger.warning("Failed to reach the gateway %s", "UNAVAILABLE")
+    assert [r.name for r in caplog.records] == [JobPoller.__module__, "worker.zeebe.gateway"]

@@ -18,6 +18,7 @@ from pyzeebe.errors import UnknownGrpcStatusCodeError, ZeebeGatewayUnavailableEr
 
 from worker import app, metrics
 from worker.ops import Health, OpsServer
+from worker.zeebe import describe_zeebe_error
 
 
 class Clock:
@@ -210,10 +211,10 @@ def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
 def test_zeebe_errors_are_described_in_one_line() -> None:
     unauthenticated = UnknownGrpcStatusCodeError(_rpc_error(grpc.StatusCode.UNAUTHENTICATED, "token expired"))
     group = ExceptionGroup("unhandled errors in a TaskGroup", [unauthenticated, unauthenticated])
-    assert app.describe_zeebe_error(group) == "UNAUTHENTICATED: token expired"
-    assert app.describe_zeebe_error(TimeoutError()) == "no answer in time"
-    assert app.describe_zeebe_error(ValueError("x" * 1000)).endswith("...")
-    assert len(app.describe_zeebe_error(ValueError("x" * 1000))) == 300
+    assert describe_zeebe_error(group) == "UNAUTHENTICATED: token expired"
+    assert describe_zeebe_error(TimeoutError()) == "no answer in time"
+    assert describe_zeebe_error(ValueError("x" * 1000)).endswith("...")
+    assert len(describe_zeebe_error(ValueError("x" * 1000))) == 300
 
 
 # --- the ops HTTP server ------------------------------------------------------------------------

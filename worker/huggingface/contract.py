@@ -493,6 +493,12 @@ class JobVariables(BaseModel):
     def _operation_has_what_it_needs(self) -> JobVariables:
         if self.operation is Operation.CHAT and not self.messages and not self.prompt:
             raise ValueError("a chat needs messages or a prompt")
+        if self.operation is not Operation.CHAT and self.input is None and "input" in self.model_fields_set:
+            # Zeebe sets a mapped variable to null when its FEEL expression reads a variable that is not there.
+            raise ValueError(
+                "the input mapping produced nothing (null): the FEEL expression of the Input field reads a "
+                "variable that is not set, such as a start variable the process instance was not given"
+            )
         if self.operation is Operation.EMBEDDINGS and not self.input:
             raise ValueError("embeddings need an input: a string or a list of strings")
         if self.operation is not Operation.CHAT and self.input is None:
