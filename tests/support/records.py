@@ -1,6 +1,11 @@
-"""Reading what the broker itself recorded: Zeebe's DebugLogExporter writes every record (incidents, job
-failures with their retries and backoff, thrown errors, completed instances) as one JSON line into the
-broker log of the test session. Tests assert on Zeebe's own state this way, not on worker internals."""
+"""Reading what the engine itself recorded: the development engine appends every record (incidents, job
+failures with their retries and backoff, thrown errors, completed instances) as one JSON line to
+``records.jsonl`` in its data directory. Tests assert on the engine's own state this way, not on worker
+internals.
+
+Against another Camunda (``ZEEBE_ADDRESS``, ``ENGINE=camunda``) there are no records: ``incident`` and
+``completed`` fall back to what the REST API shows, and every other query skips the test with the reason.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+
 from tests.support.waiting import wait_until
 
-RECORDS_LOG_ENV = "HF_TEST_ZEEBE_RECORDS_LOG"
-_MARKER = "io.camunda.zeebe.broker.exporter.debug - "
+RECORDS_ENV = "HF_TEST_ENGINE_RECORDS"
+REST_ADDRESS_ENV = "CAMUNDA_REST_ADDRESS"
 
 Record = dict[str, Any]
 
@@ -25,13 +33,16 @@ class ZeebeRecords:
 
     @classmethod
     def of_session(cls) -> ZeebeRecords:
-        path = os.environ.get(RECORDS_LOG_ENV)
-        if not path:
-            raise RuntimeError(
-                f"{RECORDS_LOG_ENV} is not set: Zeebe's records are only readable from a broker the test "
-                "session started itself (unset ZEEBE_ADDRESS)"
-            )
-        return cls(Path(path))
+        path = os.environ.get(RECORDS_ENV)
+        if path:
+            return cls(Path(path))
+        rest_url = os.environ.get(REST_ADDRESS_ENV, "").strip()
+        if rest_url:
+            return GatewayRecords(rest_url)
+        pytest.skip(
+            "needs the records of the development engine the test session starts (or CAMUNDA_REST_ADDRESS "
+            "for what the REST API shows); ZEEBE_ADDRESS points this session at another Camunda"
+        )
 
     def _read_new(self) -> None:
         with self.log_file.open("rb") as log:
@@ -39,10 +50,7 @@ class ZeebeRecords:
             data = log.read()
         complete = data.rfind(b"\n") + 1  # a line still being written is read next time
         self._offset += complete
-        for line in data[:complete].decode("utf-8", errors="replace").splitlines():
-            _, marker, payload = line.partition(_MARKER)
-            if marker and payload.startswith("{"):  # the exporter also logs plain lines such as "opened"
-                self._records.append(json.loads(payload))
+        self._records.extend(json.loads(line) for line in data[:complete].splitlines() if line.strip())
 
     def all(self) -> list[Record]:
         self._read_new()
@@ -65,10 +73,10 @@ class ZeebeRecords:
             found = self.matching(value_type, intent, **value)
             return found if len(found) >= count else []
 
-        return wait_until(enough, timeout, f"{count} Zeebe {value_type} {intent} record(s) matching {value}")
+        return wait_until(enough, timeout, f"{count} {value_type} {intent} record(s) matching {value}")
 
     def incident(self, process_instance_key: int, timeout: float = 30.0) -> Record:
-        """The incident Zeebe created for this instance (waits until there is one)."""
+        """The incident the engine created for this instance (waits until there is one)."""
         return self.wait_for("INCIDENT", "CREATED", timeout, processInstanceKey=process_instance_key)[0]["value"]
 
     def job_failures(self, process_instance_key: int) -> list[Record]:
@@ -83,3 +91,41 @@ class ZeebeRecords:
                 bpmnElementType="PROCESS",
             )
         )
+
+
+class GatewayRecords(ZeebeRecords):
+    """What a Camunda without our records shows through its REST API (8.8+: incidents and instance state)."""
+
+    def __init__(self, rest_url: str) -> None:
+        super().__init__(Path(os.devnull))
+        self.rest_url = rest_url.rstrip("/")
+
+    def all(self) -> list[Record]:
+        pytest.skip(
+            "needs the development engine's records (job failures, activations, thrown errors); this "
+            f"session talks to another Camunda ({self.rest_url})"
+        )
+
+    def incident(self, process_instance_key: int, timeout: float = 30.0) -> Record:
+        def found() -> list[Any]:
+            answer = httpx.post(
+                f"{self.rest_url}/v2/incidents/search",
+                json={"filter": {"processInstanceKey": str(process_instance_key)}},
+                timeout=10,
+            )
+            answer.raise_for_status()
+            return list(answer.json().get("items", []))
+
+        item = wait_until(found, timeout, f"an incident of process instance {process_instance_key}")[0]
+        return {
+            "errorType": item.get("errorType"),
+            "errorMessage": item.get("errorMessage"),
+            "elementId": item.get("elementId"),
+            "bpmnProcessId": item.get("processDefinitionId"),
+            "processInstanceKey": int(item["processInstanceKey"]),
+            "jobKey": int(item["jobKey"]) if item.get("jobKey") else -1,
+        }
+
+    def completed(self, process_instance_key: int) -> bool:
+        answer = httpx.get(f"{self.rest_url}/v2/process-instances/{process_instance_key}", timeout=10)
+        return answer.status_code == httpx.codes.OK and answer.json().get("state") == "COMPLETED"
