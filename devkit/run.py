@@ -32,17 +32,19 @@ REPO = Path(__file__).resolve().parents[1]
 @click.command()
 @click.option("--examples", default=EXAMPLES_DIR, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--data", default=REPO / ".cache" / "engine", type=click.Path(file_okay=False, path_type=Path))
-def main(examples: Path, data: Path) -> None:
+@click.option("--port", default=26500, show_default=True, help="gRPC port of an engine started here.")
+@click.option("--rest-port", default=8080, show_default=True, help="REST port of an engine started here.")
+def main(examples: Path, data: Path, port: int, rest_port: int) -> None:
     """Start an engine unless ZEEBE_ADDRESS is set, deploy the examples, run the worker."""
-    sys.exit(run_dev(examples, data))
+    sys.exit(run_dev(examples, data, port, rest_port))
 
 
-def run_dev(examples: Path, data: Path) -> int:
+def run_dev(examples: Path, data: Path, port: int, rest_port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         with _terminate_as_interrupt():
             data.mkdir(parents=True, exist_ok=True)
-            engine = start_engine(data, fixed_ports=True)
+            engine = start_engine(data, fixed_ports=True, grpc_port=port, rest_port=rest_port)
             try:
                 os.environ["ZEEBE_ADDRESS"] = engine.address
                 if engine.rest_url:
