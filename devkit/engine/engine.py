@@ -95,6 +95,7 @@ class Engine:
         self.incidents: dict[int, Incident] = {}
         self.activatable: dict[str, dict[int, None]] = {}  # per job type, oldest first
         self.on_activatable: Callable[[str], None] = lambda job_type: None
+        self.on_released: Callable[[int], None] = lambda job_key: None  # a job left the worker that held it
         self.result_waiters: dict[int, list[asyncio.Future[dict[str, Any]]]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._key = KEY_BASE
@@ -562,6 +563,7 @@ class Engine:
         for activated in jobs:
             job = activated.job
             if self.jobs.get(job.key) is job and job.state == ACTIVATED:
+                self.on_released(job.key)
                 self._job_record("YIELDED", job)
                 self._make_activatable(job)
                 self._save_job(job)
@@ -595,6 +597,7 @@ class Engine:
 
     def fail_job(self, key: int, retries: int, message: str, backoff_ms: int, variables: dict[str, Any]) -> None:
         job = self.job(key, "FAIL", "fail", (ACTIVATED,))
+        self.on_released(job.key)
         self._disarm(job.key)
         job.retries, job.error_message, job.retry_backoff = retries, message, backoff_ms
         job.worker, job.deadline = "", -1
@@ -627,6 +630,7 @@ class Engine:
         instance = self.instances[job.instance_key]
         element = self._model(instance).elements[job.element_id]
         boundary = self._model(instance).boundary_for(element, code)
+        self.on_released(job.key)
         self._disarm(job.key)
         self.activatable.get(job.job_type, {}).pop(job.key, None)
         job.state, job.worker, job.deadline = ERROR_THROWN, "", -1
@@ -679,6 +683,7 @@ class Engine:
             self.on_activatable(job.job_type)
 
     def _drop_job(self, job: Job) -> None:
+        self.on_released(job.key)
         self._disarm(job.key)
         self.activatable.get(job.job_type, {}).pop(job.key, None)
         del self.jobs[job.key]
@@ -702,6 +707,7 @@ class Engine:
         job = self.jobs.get(key)
         if job is None or job.state != ACTIVATED or job.deadline != deadline:
             return
+        self.on_released(job.key)
         self._job_record("TIMED_OUT", job)
         self._make_activatable(job)
         self._save_job(job)
