@@ -113,17 +113,30 @@ def describe(outcome: Outcome, timeout: float) -> list[str]:
         return lines
     if outcome.state == "ACTIVE":
         return [f"{head} still running after {timeout:g} s (is the worker running? `make run` starts one)"]
-    body = json.dumps(_shorten(outcome.variables), indent=2, ensure_ascii=False)
-    return [f"{head} {outcome.state}", *("  " + line for line in body.splitlines())]
+    lines = [f"{head} {outcome.state}"]
+    for name, value in sorted(outcome.variables.items()):
+        if _is_raw_response(value):
+            lines.append(f"  {name} = the raw HTTP {value['status']} response (status, headers, body)")
+        else:
+            lines.append(f"  {name} = {json.dumps(_shorten(value), ensure_ascii=False)}")
+    return lines
 
 
-def _shorten(value: Any, limit: int = 300) -> Any:
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]}... ({len(value)} characters)"
+def _is_raw_response(value: Any) -> bool:
+    """The task's result variable ({status, headers, body}, and for chat its answer), already read by the
+    result expression into the variables printed beside it."""
+    return isinstance(value, dict) and {"status", "headers", "body"} <= value.keys()
+
+
+def _shorten(value: Any, chars: int = 300, items: int = 5) -> Any:
+    """Long strings (an image's base64) and long lists (an embedding) cut to what a terminal shows."""
+    if isinstance(value, str) and len(value) > chars:
+        return f"{value[:chars]}... ({len(value)} characters)"
     if isinstance(value, dict):
-        return {k: _shorten(v, limit) for k, v in value.items()}
+        return {k: _shorten(v, chars, items) for k, v in value.items()}
     if isinstance(value, list):
-        return [_shorten(v, limit) for v in value]
+        shown = [_shorten(v, chars, items) for v in value[:items]]
+        return [*shown, f"... {len(value) - items} more"] if len(value) > items else shown
     return value
 
 

@@ -110,14 +110,15 @@ def test_make_example_prints_the_result(dev_run: DevRun, hf: HfStandin) -> None:
     done = dev_run.devkit("devkit.examples", "run", "summarization")
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"summarization \(process instance \d+\): COMPLETED", done.stdout), done.stdout
-    assert '"summary":' in done.stdout
+    assert "  summary = " in done.stdout
+    assert "  myHuggingFaceResponse = the raw HTTP 200 response" in done.stdout
     assert hf.requests_for("facebook/bart-large-cnn")[-1].json["inputs"].startswith("Java is a high-level")
 
 
 def test_make_example_takes_vars(dev_run: DevRun, hf: HfStandin) -> None:
     done = dev_run.devkit("devkit.examples", "run", "chat", VARS='{"question": "Which port does Zeebe use?"}')
     assert done.returncode == 0, done.stdout + done.stderr
-    assert '"answer":' in done.stdout
+    assert '  answer = "' in done.stdout
     messages = hf.requests_for(CHAT_MODEL)[-1].json["messages"]
     assert "Which port does Zeebe use?" in str(messages)
 

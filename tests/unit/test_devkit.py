@@ -87,8 +87,15 @@ def test_bad_vars_get_a_clear_message(vars_text: str, message: str) -> None:
 
 
 def test_results_shorten_long_values_and_incidents_say_how_to_retry() -> None:
-    done = describe(Outcome("text-to-image", 7, "COMPLETED", variables={"image": {"data": "A" * 5000}}), 60)
+    variables = {
+        "image": {"data": "A" * 5000},
+        "embedding": [0.5] * 384,
+        "imageResponse": {"status": 200, "headers": {}, "body": {"data": "A" * 5000}},
+    }
+    done = describe(Outcome("text-to-image", 7, "COMPLETED", variables=variables), 60)
     assert done[0] == "text-to-image (process instance 7): COMPLETED"
+    assert '  embedding = [0.5, 0.5, 0.5, 0.5, 0.5, "... 379 more"]' in done
+    assert "  imageResponse = the raw HTTP 200 response (status, headers, body)" in done
     assert "... (5000 characters)" in "\n".join(done)
     assert len("\n".join(done)) < 1000
 
