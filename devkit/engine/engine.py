@@ -347,7 +347,7 @@ class Engine:
             retries = element.retries.evaluate(context)
             retries = int(retries) if isinstance(retries, str) else retries
             if not isinstance(job_type, str) or not isinstance(retries, int):
-                raise FeelError(f"expected a job type string and a number of retries, got {job_type!r}, {retries!r}")
+                raise ValueError(f"expected a job type string and a number of retries, got {job_type!r}, {retries!r}")
         except (FeelError, ValueError) as error:
             self._incident(instance, key, element.id, "EXTRACT_VALUE_ERROR", str(error))
             return
