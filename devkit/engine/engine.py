@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from devkit.engine import bpmn
-from devkit.engine.feel import FeelError
 from devkit.engine.records import TENANT, RecordLog, now_ms
 from devkit.engine.state import ACTIVATABLE, ACTIVATED, ERROR_THROWN, FAILED, Incident, Instance, Job, Token
 from devkit.engine.store import Store
@@ -338,7 +337,7 @@ class Engine:
             for mapping in element.inputs:
                 assign(local, mapping.target, mapping.source.evaluate(context))
                 context.update(local)
-        except FeelError as error:
+        except bpmn.EvaluationError as error:
             self._incident(instance, key, element.id, "IO_MAPPING_ERROR", str(error))
             return
         try:
@@ -347,8 +346,8 @@ class Engine:
             retries = element.retries.evaluate(context)
             retries = int(retries) if isinstance(retries, str) else retries
             if not isinstance(job_type, str) or not isinstance(retries, int):
-                raise FeelError(f"expected a job type string and a number of retries, got {job_type!r}, {retries!r}")
-        except (FeelError, ValueError) as error:
+                raise ValueError(f"expected a job type string and a number of retries, got {job_type!r}, {retries!r}")
+        except (bpmn.EvaluationError, ValueError) as error:
             self._incident(instance, key, element.id, "EXTRACT_VALUE_ERROR", str(error))
             return
         self._set_local(instance, key, token, local)
@@ -378,7 +377,7 @@ class Engine:
                 continue
             try:
                 result = flow.condition.evaluate(dict(instance.variables))
-            except FeelError as error:
+            except bpmn.EvaluationError as error:
                 self._incident(instance, key, gateway.id, "CONDITION_ERROR", str(error))
                 return None
             if not isinstance(result, bool):
@@ -425,7 +424,7 @@ class Engine:
                     if name not in results and isinstance(instance.variables.get(name), dict):
                         results[name] = instance.variables[name]
                     assign(results, mapping.target, mapping.source.evaluate(context))
-            except FeelError as error:
+            except bpmn.EvaluationError as error:
                 token.completion = variables
                 self._incident(instance, key, element.id, "IO_MAPPING_ERROR", str(error))
                 return
@@ -450,7 +449,7 @@ class Engine:
             try:
                 for mapping in boundary.outputs:
                     assign(results, mapping.target, mapping.source.evaluate(context))
-            except FeelError as error:
+            except bpmn.EvaluationError as error:
                 self._incident(instance, key, boundary.id, "IO_MAPPING_ERROR", str(error))
                 return
             variables = results
