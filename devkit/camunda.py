@@ -63,17 +63,20 @@ class CamundaContainer:
                 "ENGINE=camunda needs testcontainers (pip install -e '.[test]') and a Docker engine"
             ) from error
         name = image()
-        container: Any = containers.DockerContainer(name)
-        for key, value in SETTINGS.items():
-            container.with_env(key, value)
-        if fixed_ports:
-            container.with_bind_ports(GATEWAY_PORT, GATEWAY_PORT).with_bind_ports(REST_PORT, REST_PORT)
-        else:
-            container.with_exposed_ports(GATEWAY_PORT, REST_PORT)
-        try:
+        try:  # the client asks the Docker engine for its version as soon as it is made
+            container: Any = containers.DockerContainer(name)
+            for key, value in SETTINGS.items():
+                container.with_env(key, value)
+            if fixed_ports:
+                container.with_bind_ports(GATEWAY_PORT, GATEWAY_PORT).with_bind_ports(REST_PORT, REST_PORT)
+            else:
+                container.with_exposed_ports(GATEWAY_PORT, REST_PORT)
             container.start()
         except Exception as error:
-            raise CamundaUnavailableError(f"ENGINE=camunda: Docker could not start {name}: {error}") from error
+            raise CamundaUnavailableError(
+                f"ENGINE=camunda: Docker could not run {name} ({type(error).__name__}: {error}); "
+                "is a Docker engine running? Unset ENGINE for the development engine"
+            ) from error
         try:
             host = container.get_container_host_ip()
             started = cls(

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from devkit import engines, examples
 from devkit.examples import Outcome, default_variables, describe, example_names
+from tests.support.connector import free_port
 from tests.support.hf_standin import PNG_SIGNATURE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +125,11 @@ def test_zeebe_address_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path:
     )
     engine.stop()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_engine_camunda_without_docker_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("ZEEBE_ADDRESS", raising=False)
+    monkeypatch.setenv("ENGINE", "camunda")
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(engines.EngineUnavailableError, match="is a Docker engine running"):
+        engines.start_engine(tmp_path, fixed_ports=False)
