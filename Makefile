@@ -1,7 +1,8 @@
-# `make run` and `make test` set up everything they need on a fresh machine: a virtual environment,
-# the npm tooling for templates and BPMN, Chromium for the properties panel test (apt, as root), and
-# (through worker/broker.py) a Zeebe distribution and a Java 21+ when no ZEEBE_ADDRESS is given. Caches
-# live outside git (~/.cache/hf-connector).
+# `make run` and `make test` set up everything they need on a fresh machine: a virtual environment, the
+# npm tooling for templates, BPMN, zbctl and the properties panel, and Chromium for the panel test (apt, as
+# root). No Java, Maven or Docker: when ZEEBE_ADDRESS is unset, the project's development engine
+# (devkit/engine) runs the processes. ENGINE=camunda runs Camunda's own image in Docker instead (only on
+# request); ZEEBE_ADDRESS (plus the OAuth settings) points at any Camunda 8.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,12 +11,15 @@ BIN := $(VENV)/bin
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-.PHONY: help install tooling chromium run test lint unit e2e template bench clean
+.PHONY: help install tooling chromium run example incidents demo test lint unit e2e template bench clean
 
 help:
-	@echo "make run    - run the worker (starts a local Zeebe when ZEEBE_ADDRESS is unset)"
-	@echo "make test   - install everything and run every test (end-to-end included)"
-	@echo "make bench  - benchmark against a real broker and a loopback Hugging Face stand-in"
+	@echo "make run                   - engine (unless ZEEBE_ADDRESS is set), examples deployed, worker running"
+	@echo "make example NAME=chat     - start an example process and print its result (VARS='{...}' adds variables)"
+	@echo "make incidents [RETRY=1]   - list open incidents (and retry them once the cause is fixed)"
+	@echo "make demo                  - every example against the bundled Hugging Face stand-in: no token needed"
+	@echo "make test                  - install everything and run every test (end-to-end included)"
+	@echo "make bench                 - benchmark against the engine and a loopback Hugging Face stand-in"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,24 +48,31 @@ chromium:
 	fi
 
 run: install
-	$(BIN)/hf-connector dev
+	$(BIN)/python -m devkit.run
+
+# NAME, VARS and RETRY reach the example runner through the environment (make exports command-line
+# variables), so JSON in VARS needs no further quoting.
+example: install
+	$(BIN)/python -m devkit.examples run $(NAME)
+
+incidents: install
+	$(BIN)/python -m devkit.examples incidents
+
+demo: install
+	$(BIN)/python -m devkit.demo
 
 lint: install
 	$(BIN)/ruff check worker devkit tests bench
 	$(BIN)/ruff format --check worker devkit tests bench
 	$(BIN)/mypy
 
-# Fetch the broker distribution and a Java before the tests, so a missing piece fails with its own message.
-broker-prerequisites: install
-	@if [ -z "$$ZEEBE_ADDRESS" ]; then $(BIN)/python -m worker.broker --prepare; fi
-
-test: install tooling chromium lint broker-prerequisites
+test: install tooling chromium lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 unit: install tooling
-	$(BIN)/python -m pytest --no-zeebe-broker -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --no-engine -n $(TEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
-e2e: install broker-prerequisites
+e2e: install tooling
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests/e2e $(PYTEST_ARGS)
 
 template: install

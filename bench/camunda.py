@@ -10,8 +10,8 @@ with ``io.camunda.connector:spring-boot-starter-camunda-connectors`` and the RES
 project is ``bench/camunda-runtime`` (a pom and a main class); it is built once per version with
 ``mvn package`` into ``~/.cache/hf-connector/camunda-connectors/<version>/build`` (classes and the
 runtime class path in ``lib/``, never into git; rebuilt only when the project changes) and started as
-``java -cp '<build>/classes:<build>/lib/*' io.hfconnector.bench.CamundaRuntime`` with the Java 21+ that
-``worker.broker.find_java`` picks (the connectors 8.6 jars are Java 21 class files).
+``java -cp '<build>/classes:<build>/lib/*' io.hfconnector.bench.CamundaRuntime`` with the Java of
+``JAVA_HOME``, else the one on ``PATH`` (21 or later: the connectors 8.6 jars are Java 21 class files).
 
 Configuration is by environment only. Connectors 8.6 run on Spring Zeebe 8.5 (``io.camunda.spring``),
 so the client reads ``zeebe.client.*`` (Camunda's 8.6 connector docs for a local installation) or
@@ -24,18 +24,20 @@ polling of inbound connectors (which would need Operate), no webhooks.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.subjects import MODEL, RESULT_VARIABLE, TOKEN_SECRET, TOKEN_VALUE, Subject, _clean_env
 from tests.support.bpmn import connector_process
-from worker.broker import BrokerError, file_lock, find_java
 
 DEFAULT_VERSION = os.environ.get("HF_BENCH_CONNECTORS_VERSION", "").strip() or "8.6.10"
 PROJECT = Path(__file__).resolve().parent / "camunda-runtime"
@@ -62,6 +64,31 @@ def _project_digest(version: str) -> str:
     for path in sorted(p for p in PROJECT.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(PROJECT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``path``, so that concurrent benchmarks build the runtime once."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def find_java() -> Path:
+    """``JAVA_HOME/bin/java``, else ``java`` on ``PATH``."""
+    home = os.environ.get("JAVA_HOME", "").strip()
+    java = Path(home) / "bin" / "java" if home else None
+    if java is not None and java.is_file():
+        return java
+    found = shutil.which("java")
+    if found is None:
+        raise CamundaUnavailableError(
+            f"no Java {MIN_JAVA}+ for the connectors runtime: set JAVA_HOME or put java on PATH"
+        )
+    return Path(found)
 
 
 def fetch(version: str = DEFAULT_VERSION) -> Path:
@@ -163,10 +190,7 @@ class CamundaRuntime(Subject):
     def start(self, zeebe_address: str, hf_url: str) -> None:
         self.hf_url = hf_url
         build = fetch(self.version)
-        try:
-            java = find_java(MIN_JAVA, install=False) / "bin" / "java"
-        except BrokerError as exc:
-            raise CamundaUnavailableError(f"no Java {MIN_JAVA}+ for the connectors runtime: {exc}") from None
+        java = find_java()
         class_path = f"{build / 'classes'}{os.pathsep}{build / 'lib'}/*"
         self._spawn([str(java), "-cp", class_path, MAIN_CLASS], self.environment(zeebe_address), "camunda.log")
         # Started when Spring says so (the worker is open by then); whether it takes jobs is what the

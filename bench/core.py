@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import math
-import os
 import platform
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pyzeebe import ZeebeClient, create_insecure_channel
 
 from bench.camunda import CamundaRuntime, CamundaUnavailableError
 from bench.load import LoadResult, drive, mean_sd
-from bench.procstat import MachineCpu, cpu_seconds, find_pid, machine_description
+from bench.procstat import MachineCpu, cpu_seconds, machine_description
 from bench.standin import StandinProcess
 from bench.subjects import (
     INSTANCE_VARIABLES,
@@ -38,8 +37,8 @@ from bench.subjects import (
     bare_check,
     check_result,
 )
+from devkit.engine.process import EngineProcess
 from tests.support.bpmn import unique_process_id
-from worker.broker import Broker, start_broker
 
 
 @dataclass
@@ -85,34 +84,18 @@ class BenchConfig:
     comparison measured in the same rounds (e.g. HF_CONNECTOR_STREAM_ENABLED=false)."""
 
 
-BROKER_ENV = {
-    # worker/broker.py starts Zeebe with C1 only (-XX:TieredStopAtLevel=1) for a quick start; a
-    # throughput test wants the optimising compiler too (the later flag wins).
-    "JAVA_OPTS": "-XX:TieredStopAtLevel=4",
-    # Never refuse an instance: the closed loop of the load generator bounds the load instead.
-    "ZEEBE_BROKER_BACKPRESSURE_ENABLED": "false",
-}
-
-
 @contextlib.contextmanager
-def _broker(address: str | None) -> Iterator[Broker]:
+def _engine(address: str | None) -> Iterator[tuple[str, EngineProcess | None]]:
+    """The engine at ``address``, else the development engine started here (data in a temporary directory)."""
     if address:
-        yield Broker(address=address)
+        yield address, None
         return
-    saved = {name: os.environ.get(name) for name in BROKER_ENV}
-    os.environ.update(BROKER_ENV)
-    try:
-        broker = start_broker(fixed_ports=False)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    with tempfile.TemporaryDirectory(prefix="hf-bench-engine-") as data:
+        engine = EngineProcess.start(Path(data))
+        try:
+            yield engine.address, engine
+        finally:
+            engine.stop()
 
 
 def _log(message: str) -> None:
@@ -322,7 +305,7 @@ async def _run_group(
     return results
 
 
-def _versions(broker: Broker) -> dict[str, Any]:
+def _versions(engine: EngineProcess | None) -> dict[str, Any]:
     def version(name: str) -> str:
         try:
             return importlib.metadata.version(name)
@@ -334,7 +317,7 @@ def _versions(broker: Broker) -> dict[str, Any]:
         "pyzeebe": version("pyzeebe"),
         "grpcio": version("grpcio"),
         "httpx": version("httpx"),
-        "zeebe": broker.version or "as found at ZEEBE_ADDRESS",
+        "engine": "development engine (devkit)" if engine is not None else "as found at ZEEBE_ADDRESS",
     }
 
 
@@ -345,21 +328,19 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     began = time.monotonic()
-    with _broker(config.zeebe_address) as broker, tempfile.TemporaryDirectory(prefix="hf-bench-bpmn-") as tmp:
-        _log(
-            f"Zeebe at {broker.address}"
-            + (f" (started in {broker.startup_seconds:.1f} s)" if broker.started_here else "")
-        )
-        report["versions"] = _versions(broker)
-        report["broker"] = {"address": broker.address, "started_here": broker.started_here}
-        if broker.started_here:
-            report["broker"]["settings"] = BROKER_ENV
+    with (
+        _engine(config.zeebe_address) as (address, engine),
+        tempfile.TemporaryDirectory(prefix="hf-bench-bpmn-") as tmp,
+    ):
+        _log(f"Engine at {address}" + (" (started here)" if engine is not None else ""))
+        report["versions"] = _versions(engine)
+        report["broker"] = {"address": address, "started_here": engine is not None}
         standin = StandinProcess(config.latency).start()
-        channel = create_insecure_channel(grpc_address=broker.address)
+        channel = create_insecure_channel(grpc_address=address)
         try:
-            runner = Runner(config, broker.address, ZeebeClient(channel), standin.url, Path(tmp))
-            if broker.started_here and broker.log_file is not None:
-                runner.watch_process("broker", find_pid(str(broker.log_file.parent)))
+            runner = Runner(config, address, ZeebeClient(channel), standin.url, Path(tmp))
+            if engine is not None:
+                runner.watch_process("broker", engine.pid)
             runner.watch_process("stand-in", standin.pid)
             report["subjects"] = await _single_process_phase(runner, config, report)
             report["broker"]["warmup"] = runner.broker_warmup

@@ -74,17 +74,3 @@ def machine_description() -> dict[str, object]:
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
-
-
-def find_pid(marker: str) -> int | None:
-    """The first process whose command line contains ``marker`` (e.g. a broker's working directory)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline and "java" in cmdline:
-            return int(entry.name)
-    return None

@@ -78,7 +78,7 @@ def render(report: dict[str, Any]) -> str:
         f"stand-in latency {config['latency'] * 1000:.0f} ms, max jobs {config['max_jobs']}, "
         f"our worker {'streaming' if config['stream_enabled'] else 'polling'}, the bare worker streaming",
         f"machine: {machine['cores']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB; "
-        f"Zeebe {report['versions']['zeebe']}, Python {report['versions']['python']}, "
+        f"Engine: {report['versions']['engine']}, Python {report['versions']['python']}, "
         f"pyzeebe {report['versions']['pyzeebe']}; values are mean ±sd over the rounds",
     ]
     warmup = report.get("broker", {}).get("warmup")

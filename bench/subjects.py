@@ -26,8 +26,8 @@ from typing import Any
 
 from bench.bare_worker import CANNED_RESULT
 from bench.procstat import cpu_seconds, peak_rss_bytes
+from devkit.processes import die_with_parent
 from tests.support.bpmn import connector_process
-from worker.broker import die_with_parent
 from worker.huggingface.contract import fetched_variable_names
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Zeebe broker per test session (see tests/support/broker_fixture.py), and per
+"""Shared fixtures: one engine per test session (see tests/support/engine_fixture.py), and per
 xdist worker one Hugging Face stand-in and one worker process with its own job type, so that parallel
 test processes never take each other's jobs."""
 
@@ -15,7 +15,7 @@ from tests.support.connector import Connector
 from tests.support.hf_standin import HfStandin
 from tests.support.records import ZeebeRecords
 
-pytest_plugins = ["tests.support.broker_fixture"]
+pytest_plugins = ["tests.support.engine_fixture"]
 
 # Secret values used by the suite; tests/e2e/test_secret_masking.py scans every sink for them.
 SUITE_SECRETS = {
@@ -60,8 +60,8 @@ async def zeebe(zeebe_address: str) -> AsyncIterator[ZeebeClient]:
 
 @pytest.fixture(scope="session")
 def records() -> ZeebeRecords:
-    """Zeebe's own records of the session broker (incidents, job failures, completions), read
-    incrementally by one reader per test process."""
+    """The session engine's own records (incidents, job failures, completions), read incrementally by one
+    reader per test process."""
     return ZeebeRecords.of_session()
 
 

@@ -1,4 +1,6 @@
-"""`hf-connector`: run the worker, check a deployment, make one call without Zeebe, write the template."""
+"""`hf-connector`: run the worker, check a deployment, make one call without Zeebe, write the template.
+
+Development tooling (a local engine, the examples) lives in devkit/, outside the product: nothing here imports it."""
 
 from __future__ import annotations
 
@@ -98,12 +100,3 @@ def template(directory: Path) -> None:
     from worker.template import write_template
 
     click.echo(str(write_template(directory)))
-
-
-@main.command()
-@click.option("--examples", default="bpmn-examples", type=click.Path(file_okay=False, path_type=Path))
-def dev(examples: Path) -> None:
-    """`make run`: a local Zeebe when ZEEBE_ADDRESS is unset, the examples deployed, the worker running."""
-    from worker.devrun import run_dev
-
-    sys.exit(run_dev(examples))

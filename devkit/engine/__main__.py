@@ -8,7 +8,7 @@ import logging
 import signal
 from pathlib import Path
 
-from devkit.engine.server import DEFAULT_MAX_IN_FLIGHT, EngineServer
+from devkit.engine.server import DEFAULT_MAX_IN_FLIGHT, DEFAULT_STREAM_WINDOW, EngineServer
 
 DEFAULT_DATA = Path(".cache/engine")
 
@@ -30,6 +30,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_MAX_IN_FLIGHT,
         help="requests handled at once before answering RESOURCE_EXHAUSTED",
     )
+    parser.add_argument(
+        "--stream-window",
+        type=int,
+        default=DEFAULT_STREAM_WINDOW,
+        help="jobs a job stream's worker may hold before further jobs go to other streams and polls",
+    )
     return parser.parse_args(argv)
 
 
@@ -41,6 +47,7 @@ async def serve(arguments: argparse.Namespace) -> None:
         port=arguments.port,
         rest_port=arguments.rest_port,
         max_in_flight=arguments.max_in_flight,
+        stream_window=arguments.stream_window,
     )
     await server.start()
     stopped = asyncio.Event()

@@ -11,8 +11,6 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
-from devkit.engine.feel import FeelError, parse_expression
-
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 _B = "{" + BPMN_NS + "}"
@@ -43,10 +41,18 @@ class DeploymentError(Exception):
     """The resource cannot be deployed; the message names the element and what is wrong with it."""
 
 
+class EvaluationError(Exception):
+    """An expression failed at run time; the message is FEEL's, for the incident."""
+
+
 class Expression:
     """A parsed FEEL expression (or static string) with the source it came from, for messages."""
 
     def __init__(self, source: str, where: str) -> None:
+        # Imported on first use: building the FEEL grammar is most of the engine's start-up time, and an
+        # engine without deployed processes does not need it before it is ready.
+        from devkit.engine.feel import FeelError, parse_expression
+
         self.source = source
         try:
             self._parsed = parse_expression(source)
@@ -54,7 +60,12 @@ class Expression:
             raise DeploymentError(f"{where}: the expression '{source}' is invalid: {error}") from error
 
     def evaluate(self, variables: dict[str, Any]) -> Any:
-        return self._parsed.evaluate(variables)
+        from devkit.engine.feel import FeelError
+
+        try:
+            return self._parsed.evaluate(variables)
+        except FeelError as error:
+            raise EvaluationError(str(error)) from error
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Handing activatable jobs to the workers that wait for them: open job streams first, then long polls.
 
-A stream asks for one job at a time and asks again only once the previous one is written to it, so a slow
-stream consumer (whose HTTP/2 window is full) is simply not asking, and its jobs go to others instead of
-piling up in its buffer.
+A stream asks for one job at a time, and only while fewer than its window of pushed jobs are still held by
+its worker (not yet completed, failed, thrown or timed out). gRPC's transport buffers whatever is written
+whether or not the client application reads it, so this window is what keeps a slow stream consumer from
+collecting jobs it cannot start before they time out: past it, jobs go to long polls and other streams.
 """
 
 from __future__ import annotations
@@ -26,13 +27,48 @@ class Waiter:
     )
 
 
+class JobStream:
+    """One open StreamActivatedJobs call: the keys of the jobs pushed to it that its worker still holds."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.held: set[int] = set()
+        self.room = asyncio.Event()
+
+    async def wait_for_room(self) -> None:
+        while len(self.held) >= self.window:
+            self.room.clear()
+            await self.room.wait()
+
+
 class Dispatcher:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, stream_window: int) -> None:
         self.engine = engine
+        self.stream_window = stream_window
         self._streams: dict[str, deque[Waiter]] = {}
         self._polls: dict[str, deque[Waiter]] = {}
         self._scheduled: set[str] = set()
+        self._pushed: dict[int, JobStream] = {}
         engine.on_activatable = self.notify
+        engine.on_released = self._released
+
+    def open_stream(self) -> JobStream:
+        return JobStream(self.stream_window)
+
+    def pushed(self, stream: JobStream, jobs: list[ActivatedJob]) -> None:
+        for activated in jobs:
+            stream.held.add(activated.job.key)
+            self._pushed[activated.job.key] = stream
+
+    def close_stream(self, stream: JobStream) -> None:
+        for key in stream.held:
+            self._pushed.pop(key, None)
+
+    def _released(self, job_key: int) -> None:
+        stream = self._pushed.pop(job_key, None)
+        if stream is not None:
+            stream.held.discard(job_key)
+            stream.room.set()
 
     def notify(self, job_type: str) -> None:
         """Jobs of `job_type` became activatable: hand them out at the end of this loop turn, in one batch."""
@@ -62,6 +98,3 @@ class Dispatcher:
                 waiters.remove(waiter)
         if not waiter.future.done():
             waiter.future.cancel()
-
-    def has_stream(self, job_type: str) -> bool:
-        return bool(self._streams.get(job_type))

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from devkit.engine import bpmn
-from devkit.engine.feel import FeelError
 from devkit.engine.records import TENANT, RecordLog, now_ms
 from devkit.engine.state import ACTIVATABLE, ACTIVATED, ERROR_THROWN, FAILED, Incident, Instance, Job, Token
 from devkit.engine.store import Store
@@ -95,6 +94,7 @@ class Engine:
         self.incidents: dict[int, Incident] = {}
         self.activatable: dict[str, dict[int, None]] = {}  # per job type, oldest first
         self.on_activatable: Callable[[str], None] = lambda job_type: None
+        self.on_released: Callable[[int], None] = lambda job_key: None  # a job left the worker that held it
         self.result_waiters: dict[int, list[asyncio.Future[dict[str, Any]]]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._key = KEY_BASE
@@ -337,7 +337,7 @@ class Engine:
             for mapping in element.inputs:
                 assign(local, mapping.target, mapping.source.evaluate(context))
                 context.update(local)
-        except FeelError as error:
+        except bpmn.EvaluationError as error:
             self._incident(instance, key, element.id, "IO_MAPPING_ERROR", str(error))
             return
         try:
@@ -347,7 +347,7 @@ class Engine:
             retries = int(retries) if isinstance(retries, str) else retries
             if not isinstance(job_type, str) or not isinstance(retries, int):
                 raise ValueError(f"expected a job type string and a number of retries, got {job_type!r}, {retries!r}")
-        except (FeelError, ValueError) as error:
+        except (bpmn.EvaluationError, ValueError) as error:
             self._incident(instance, key, element.id, "EXTRACT_VALUE_ERROR", str(error))
             return
         self._set_local(instance, key, token, local)
@@ -377,7 +377,7 @@ class Engine:
                 continue
             try:
                 result = flow.condition.evaluate(dict(instance.variables))
-            except FeelError as error:
+            except bpmn.EvaluationError as error:
                 self._incident(instance, key, gateway.id, "CONDITION_ERROR", str(error))
                 return None
             if not isinstance(result, bool):
@@ -424,7 +424,7 @@ class Engine:
                     if name not in results and isinstance(instance.variables.get(name), dict):
                         results[name] = instance.variables[name]
                     assign(results, mapping.target, mapping.source.evaluate(context))
-            except FeelError as error:
+            except bpmn.EvaluationError as error:
                 token.completion = variables
                 self._incident(instance, key, element.id, "IO_MAPPING_ERROR", str(error))
                 return
@@ -449,7 +449,7 @@ class Engine:
             try:
                 for mapping in boundary.outputs:
                     assign(results, mapping.target, mapping.source.evaluate(context))
-            except FeelError as error:
+            except bpmn.EvaluationError as error:
                 self._incident(instance, key, boundary.id, "IO_MAPPING_ERROR", str(error))
                 return
             variables = results
@@ -562,6 +562,7 @@ class Engine:
         for activated in jobs:
             job = activated.job
             if self.jobs.get(job.key) is job and job.state == ACTIVATED:
+                self.on_released(job.key)
                 self._job_record("YIELDED", job)
                 self._make_activatable(job)
                 self._save_job(job)
@@ -595,6 +596,7 @@ class Engine:
 
     def fail_job(self, key: int, retries: int, message: str, backoff_ms: int, variables: dict[str, Any]) -> None:
         job = self.job(key, "FAIL", "fail", (ACTIVATED,))
+        self.on_released(job.key)
         self._disarm(job.key)
         job.retries, job.error_message, job.retry_backoff = retries, message, backoff_ms
         job.worker, job.deadline = "", -1
@@ -627,6 +629,7 @@ class Engine:
         instance = self.instances[job.instance_key]
         element = self._model(instance).elements[job.element_id]
         boundary = self._model(instance).boundary_for(element, code)
+        self.on_released(job.key)
         self._disarm(job.key)
         self.activatable.get(job.job_type, {}).pop(job.key, None)
         job.state, job.worker, job.deadline = ERROR_THROWN, "", -1
@@ -679,6 +682,7 @@ class Engine:
             self.on_activatable(job.job_type)
 
     def _drop_job(self, job: Job) -> None:
+        self.on_released(job.key)
         self._disarm(job.key)
         self.activatable.get(job.job_type, {}).pop(job.key, None)
         del self.jobs[job.key]
@@ -702,6 +706,7 @@ class Engine:
         job = self.jobs.get(key)
         if job is None or job.state != ACTIVATED or job.deadline != deadline:
             return
+        self.on_released(job.key)
         self._job_record("TIMED_OUT", job)
         self._make_activatable(job)
         self._save_job(job)

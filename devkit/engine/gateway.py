@@ -200,17 +200,24 @@ class Gateway(GatewayServicer):
         except EngineError as error:
             await context.abort(grpc.StatusCode[error.code], str(error))
         fetch = list(request.fetchVariable)
-        while True:
-            waiter = Waiter(request.type, request.worker, request.timeout, 1, fetch)
-            jobs = await self._wait(waiter, None, stream=True)
-            sent = 0
-            try:
-                await self._committed()
-                for job in jobs:
-                    yield _activated(job)
-                    sent += 1
-            finally:
-                self.engine.give_back(jobs[sent:])
+        await context.send_initial_metadata(())  # the client learns at once that its stream is open
+        stream = self.dispatcher.open_stream()
+        try:
+            while True:
+                await stream.wait_for_room()
+                waiter = Waiter(request.type, request.worker, request.timeout, 1, fetch)
+                jobs = await self._wait(waiter, None, stream=True)
+                self.dispatcher.pushed(stream, jobs)
+                sent = 0
+                try:
+                    await self._committed()
+                    for job in jobs:
+                        yield _activated(job)
+                        sent += 1
+                finally:
+                    self.engine.give_back(jobs[sent:])
+        finally:
+            self.dispatcher.close_stream(stream)
 
     async def _wait(self, waiter: Waiter, timeout: float | None, stream: bool) -> list[ActivatedJob]:
         """Waits for the dispatcher to hand this waiter jobs; a request that ends meanwhile gives them back."""

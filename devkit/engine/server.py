@@ -17,6 +17,8 @@ from devkit.engine.rest import create_app
 from devkit.engine.store import Store
 
 DEFAULT_MAX_IN_FLIGHT = 1000
+# Jobs a stream's worker may hold at once before further jobs go elsewhere (pyzeebe's default job bound).
+DEFAULT_STREAM_WINDOW = 32
 
 
 class EngineServer:
@@ -29,6 +31,7 @@ class EngineServer:
         port: int = 0,
         rest_port: int | None = 0,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        stream_window: int = DEFAULT_STREAM_WINDOW,
     ) -> None:
         """`memory` keeps the state in memory; records still go to `data_dir/records.jsonl` when a data
         directory is given, and to `engine.records.kept` otherwise. `rest_port` None serves no REST."""
@@ -38,6 +41,7 @@ class EngineServer:
         self.port = port
         self.rest_port = rest_port
         self.max_in_flight = max_in_flight
+        self.stream_window = stream_window
         self._grpc: grpc.aio.Server | None = None
         self._rest: web.AppRunner | None = None
 
@@ -56,7 +60,7 @@ class EngineServer:
         self.store = Store(store_path)
         self.engine = Engine(self.store, RecordLog(self.records_path))
         self.engine.load()
-        dispatcher = Dispatcher(self.engine)
+        dispatcher = Dispatcher(self.engine, self.stream_window)
         self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self.port = self._grpc.add_insecure_port(f"{self.host}:{self.port}")
         if self.port == 0:

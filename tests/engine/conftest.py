@@ -57,7 +57,8 @@ def records(engine: EngineServer) -> Callable[..., list[dict[str, Any]]]:
 
 async def deploy(stub: GatewayStub, xml: str, name: str = "process.bpmn") -> pb.DeployResourceResponse:
     request = pb.DeployResourceRequest(resources=[pb.Resource(name=name, content=xml.encode())])
-    return await stub.DeployResource(request)
+    response: pb.DeployResourceResponse = await stub.DeployResource(request)
+    return response
 
 
 async def deploy_task(stub: GatewayStub, job_type: str, **options: Any) -> str:

@@ -236,5 +236,6 @@ def test_python_m_worker_help_lists_the_commands() -> None:
     result = _subprocess(["--help"])
     assert result.returncode == 0, result.stderr
     assert "Hugging Face connector for Camunda 8" in result.stdout
-    for command in ("run", "check", "call", "template", "dev"):
+    for command in ("run", "check", "call", "template"):
         assert f"  {command} " in result.stdout, command
+    assert "  dev " not in result.stdout, "development tooling belongs to devkit/, not to the product CLI"

@@ -12,9 +12,6 @@ from tests.support.connector import REPO
 from worker import zeebe
 from worker.config import Settings
 
-# Development tooling that still lives in the package; it moves out, and off this list, with devkit/.
-_DEV_TOOLING = {"worker/broker.py", "worker/devrun.py"}
-
 
 def _imported_top_level_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), str(path))
@@ -31,7 +28,7 @@ def test_only_the_zeebe_adapter_imports_pyzeebe_or_grpc() -> None:
     offenders = []
     for path in sorted((REPO / "worker").rglob("*.py")):
         relative = path.relative_to(REPO).as_posix()
-        if relative in {"worker/zeebe.py", *_DEV_TOOLING}:
+        if relative == "worker/zeebe.py":
             continue
         if found := _imported_top_level_modules(path) & {"pyzeebe", "grpc"}:
             offenders.append(f"{relative} imports {', '.join(sorted(found))}")

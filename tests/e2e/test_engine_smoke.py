@@ -1,4 +1,4 @@
-"""The session's Zeebe broker answers topology through pyzeebe and runs a trivial process."""
+"""The session's engine answers topology through pyzeebe and runs a trivial process."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pyzeebe.grpc_internals.types import DeployResourceResponse
 
 pytestmark = pytest.mark.e2e
 
-PROCESS_ID = "broker-smoke"
+PROCESS_ID = "engine-smoke"
 START_TO_END = f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-                  id="broker-smoke-definitions" targetNamespace="http://bpmn.io/schema/bpmn">
+                  id="engine-smoke-definitions" targetNamespace="http://bpmn.io/schema/bpmn">
   <bpmn:process id="{PROCESS_ID}" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>to-end</bpmn:outgoing></bpmn:startEvent>
     <bpmn:sequenceFlow id="to-end" sourceRef="start" targetRef="end"/>
@@ -23,7 +23,7 @@ START_TO_END = f"""<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-async def test_session_broker_answers_topology_and_runs_a_process(zeebe_address: str, tmp_path: Path) -> None:
+async def test_session_engine_answers_topology_and_runs_a_process(zeebe_address: str, tmp_path: Path) -> None:
     channel = create_insecure_channel(grpc_address=zeebe_address)  # inside the running loop
     try:
         client = ZeebeClient(channel)
