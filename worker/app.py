@@ -15,6 +15,7 @@ from pyzeebe import ZeebeClient
 from worker import metrics
 from worker.config import Settings
 from worker.destinations import DestinationGuard
+from worker.documents import SAAS_OAUTH_URL, ClientCredentials, DocumentClient, store_address
 from worker.http_core import HttpCore
 from worker.huggingface.ratelimit import RateLimiter
 from worker.huggingface.requests import HfDefaults
@@ -39,6 +40,12 @@ class Parts:
     masker: Masker
     http: HttpCore
     handler: JobHandler
+    documents: DocumentClient | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        if self.documents is not None:
+            await self.documents.aclose()
 
 
 def build_parts(settings: Settings) -> Parts:
@@ -59,6 +66,7 @@ def build_parts(settings: Settings) -> Parts:
         read_timeout=settings.default_read_timeout_seconds,
         max_input_bytes=settings.max_input_bytes,
     )
+    documents = build_document_client(settings)
     handler = JobHandler(
         http=http,
         secrets=resolver,
@@ -68,8 +76,27 @@ def build_parts(settings: Settings) -> Parts:
         max_message_chars=settings.max_message_chars,
         max_retry_after_seconds=settings.max_retry_after_seconds,
         overload_backoff_seconds=settings.overload_backoff_seconds,
+        documents=documents,
     )
-    return Parts(masker, http, handler)
+    return Parts(masker, http, handler, documents)
+
+
+def build_document_client(settings: Settings) -> DocumentClient | None:
+    """Camunda's document store at CAMUNDA_REST_ADDRESS (or Camunda SaaS's), with the gRPC channel's OAuth
+    client credentials; None, and documents off, without an address."""
+    address = store_address(settings.camunda_rest_address, settings.camunda_cluster_id, settings.camunda_cluster_region)
+    if address is None:
+        return None
+    credentials = None
+    if settings.camunda_client_id and settings.camunda_client_secret:
+        saas = bool(settings.camunda_cluster_id)
+        credentials = ClientCredentials(
+            client_id=settings.camunda_client_id,
+            client_secret=settings.camunda_client_secret.get_secret_value(),
+            token_url=settings.camunda_oauth_url or SAAS_OAUTH_URL,
+            audience=settings.camunda_token_audience or ("zeebe.camunda.io" if saas else "zeebe-api"),
+        )
+    return DocumentClient(address, credentials=credentials)
 
 
 def record(job: JobContext, report: Report, seconds: float) -> None:
@@ -121,7 +148,7 @@ async def run(settings: Settings) -> int:
         channel = create_channel(settings)
     except OSError as exc:
         logger.error("hf-connector cannot start: ZEEBE_CA_CERTIFICATE_PATH cannot be read (%s)", exc)
-        await parts.http.aclose()
+        await parts.aclose()
         return 1
     try:
         ops = OpsServer(health, settings.http_host, settings.http_port)
@@ -133,7 +160,7 @@ async def run(settings: Settings) -> int:
             settings.http_port,
             exc.strerror or exc,
         )
-        await parts.http.aclose()
+        await parts.aclose()
         await channel.close()
         return 1
     ops.start()
@@ -172,7 +199,7 @@ async def run(settings: Settings) -> int:
     for task in (*helpers, stopper):
         task.cancel()
     await asyncio.gather(*helpers, stopper, return_exceptions=True)
-    await parts.http.aclose()
+    await parts.aclose()
     await channel.close()
     ops.stop()
     logger.info("hf-connector stopped (exit code %s)", exit_code)

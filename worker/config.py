@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     )
     camunda_cluster_id: str | None = Field(default=None, validation_alias=_env("CAMUNDA_CLUSTER_ID"))
     camunda_cluster_region: str | None = Field(default=None, validation_alias=_env("CAMUNDA_CLUSTER_REGION"))
+    # The Orchestration Cluster REST API, for documents; unset (and not SaaS), documents are off.
+    camunda_rest_address: str | None = Field(
+        default=None, validation_alias=_env("CAMUNDA_REST_ADDRESS", "ZEEBE_REST_ADDRESS")
+    )
 
     # --- Worker tuning -----------------------------------------------------------------------------
     job_type: str = Field(default="hugging-face", min_length=1, validation_alias=_env("HF_CONNECTOR_JOB_TYPE"))

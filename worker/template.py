@@ -34,6 +34,7 @@ from pydantic_core import PydanticUndefined
 
 from worker.huggingface.contract import (
     GROUP_LABELS,
+    BinaryResult,
     ChunkingStrategy,
     Group,
     JobVariables,
@@ -86,6 +87,8 @@ CHOICE_NAMES: Final[dict[Enum, str]] = {
     ChunkingStrategy.NONE: "No chunking",
     ChunkingStrategy.WORD: "Word chunks",
     ChunkingStrategy.SENTENCE: "Sentence chunks",
+    BinaryResult.DOCUMENT: "Camunda document (reference in body)",
+    BinaryResult.INLINE: "Inline (base64 in body)",
 }
 
 SECRET_HINT: Final = (
@@ -197,7 +200,7 @@ def _property(field: _Field) -> dict[str, Any]:
     ui = field.ui
     not_empty = field.info.is_required() or field.binding_name in NOT_EMPTY
     optional = not not_empty and ui.kind not in ("Dropdown", "Hidden")
-    default = _default_of(field.info)
+    default = ui.template_value if ui.template_value is not None else _default_of(field.info)
 
     prop: dict[str, Any] = {"id": field.property_id, "label": ui.label, "group": ui.group.value}
     tooltip = _tooltip(ui)
