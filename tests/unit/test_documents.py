@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from devkit.engine.server import EngineServer
 from tests.support.flaky_store import FlakyStore
 from tests.support.hf_standin import HfStandin, tiny_png
-from worker.documents import DocumentClient, DocumentError, parse_reference, store_address
+from worker.documents import ClientCredentials, DocumentClient, DocumentError, parse_reference, store_address
 from worker.http_core import HttpCore
 from worker.huggingface.binary import BinaryInput
 from worker.huggingface.contract import JobVariables
@@ -276,3 +277,56 @@ async def test_a_document_failure_fails_the_job_at_once_and_names_no_content(
     assert isinstance(outcome, Fail)
     assert (outcome.retries, outcome.code) == (0, "DOCUMENT_HASH_MISMATCH")
     assert "contentHash" in outcome.message
+
+
+# --- OAuth ----------------------------------------------------------------------------------------------
+
+
+async def test_the_store_is_called_with_a_client_credentials_token_that_no_message_shows() -> None:
+    tokens_issued: list[dict[str, str]] = []
+
+    async def token(request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        tokens_issued.append({k: str(v) for k, v in form.items()})
+        if form.get("client_secret") != "right-secret":
+            return web.json_response({"error": "invalid_client", "echo": form}, status=401)
+        return web.json_response({"access_token": "token-abc-123", "expires_in": 300})
+
+    async def document(request: web.Request) -> web.Response:
+        if request.headers.get("authorization") != "Bearer token-abc-123":
+            return web.json_response({"title": "UNAUTHORIZED"}, status=401)
+        return web.Response(body=PNG, content_type="image/png")
+
+    app = web.Application()
+    app.add_routes([web.post("/token", token), web.get("/v2/documents/{id}", document)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    reference = parse_reference(_reference("doc-1"))
+    try:
+        for secret in ("right-secret", "wrong-secret"):
+            credentials = ClientCredentials("worker", secret, f"{base}/token", "zeebe-api")
+            documents = DocumentClient(f"{base}/v2", credentials=credentials)
+            try:
+                if secret == "right-secret":
+                    assert await documents.download(reference, MAX_INPUT, "LIMIT") == PNG
+                    assert await documents.download(reference, MAX_INPUT, "LIMIT") == PNG
+                else:
+                    with pytest.raises(DocumentError) as caught:
+                        await documents.download(reference, MAX_INPUT, "LIMIT")
+                    assert caught.value.code == "DOCUMENT_STORE_UNAUTHORIZED"
+                    assert "CAMUNDA_CLIENT_SECRET" in str(caught.value) and secret not in str(caught.value)
+            finally:
+                await documents.aclose()
+    finally:
+        await runner.cleanup()
+    assert [issued["client_secret"] for issued in tokens_issued] == ["right-secret", "wrong-secret"], (
+        "one token serves both downloads"
+    )
+    assert tokens_issued[0] == {
+        "grant_type": "client_credentials",
+        "client_id": "worker",
+        "client_secret": "right-secret",
+        "audience": "zeebe-api",
+    }
