@@ -52,7 +52,7 @@ def run_demo() -> int:
             return 1
         try:
             click.echo(f"Engine: {engine.description}")
-            worker = _start_worker(engine.address, standin.url, Path(tmp) / "worker.log")
+            worker = _start_worker(engine.address, engine.rest_url or "", standin.url, Path(tmp) / "worker.log")
             try:
                 failed = asyncio.run(_run_all(engine))
             except ApiError as error:
@@ -73,7 +73,7 @@ def run_demo() -> int:
     return 1 if failed else 0
 
 
-def _start_worker(address: str, hf_url: str, log_path: Path) -> subprocess.Popen[bytes]:
+def _start_worker(address: str, rest_url: str, hf_url: str, log_path: Path) -> subprocess.Popen[bytes]:
     """The worker as a child process, with none of the caller's Hugging Face or Camunda settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECRET_", "HF_", "CAMUNDA_", "ZEEBE_"))}
     env |= {
@@ -83,6 +83,7 @@ def _start_worker(address: str, hf_url: str, log_path: Path) -> subprocess.Popen
         "HF_CONNECTOR_SECRETS_DIR": "",
         "HF_CONNECTOR_HTTP_HOST": "127.0.0.1",
         "HF_CONNECTOR_HTTP_PORT": "0",
+        "CAMUNDA_REST_ADDRESS": rest_url,
     }
     with log_path.open("ab") as log:
         return subprocess.Popen(

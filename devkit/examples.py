@@ -12,7 +12,6 @@ gRPC (``ZEEBE_ADDRESS`` and the OAuth settings, as the worker reads them) starts
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import sys
 import time
@@ -43,6 +42,14 @@ SUMMARIZATION_TEXT = (
 )
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A start variable that is a file: uploaded to the document store first, passed as its reference."""
+
+    path: Path
+    content_type: str
+
+
 def default_variables(name: str) -> dict[str, Any]:
     """The documented start variables of each example in bpmn-examples/ (docs/development.md lists them)."""
     defaults: dict[str, dict[str, Any]] = {
@@ -53,7 +60,7 @@ def default_variables(name: str) -> dict[str, Any]:
             "modelId": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
             "text": "I love how simple this process is.",
         },
-        "image-captioning": {"image": "data:image/png;base64," + base64.b64encode(IMAGE.read_bytes()).decode()},
+        "image-captioning": {"image": Upload(IMAGE, "image/png")},
         "text-to-image": {"imagePrompt": "a lighthouse at dusk, watercolour"},
     }
     return dict(defaults.get(name, {}))
@@ -80,7 +87,14 @@ class Outcome:
 async def run_example(
     zeebe: ZeebeClient, api: OrchestrationApi, name: str, variables: dict[str, Any], timeout: float = 60.0
 ) -> Outcome:
-    """Starts ``hf-example-NAME`` and polls the REST API until it completes, ends or has an incident."""
+    """Uploads the files among the variables, starts ``hf-example-NAME`` and polls the REST API until it
+    completes, ends or has an incident."""
+    variables = {
+        key: await api.upload_document(value.path.read_bytes(), value.content_type, value.path.name)
+        if isinstance(value, Upload)
+        else value
+        for key, value in variables.items()
+    }
     created = await zeebe.run_process(f"hf-example-{name}", variables=variables)
     key = created.process_instance_key
     deadline = time.monotonic() + timeout

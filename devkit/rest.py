@@ -73,6 +73,18 @@ class OrchestrationApi:
             found[item["name"]] = json.loads(item["value"])
         return found
 
+    async def upload_document(self, content: bytes, content_type: str, file_name: str) -> dict[str, Any]:
+        """Stores a file in the document store; returns the reference a process variable holds."""
+        path = "/v2/documents"
+        try:
+            response = await self._http.post(path, files={"file": (file_name, content, content_type)})
+        except httpx.HTTPError as error:
+            raise ApiError(f"POST {self.base_url}{path}: {error or type(error).__name__}") from error
+        if response.is_error:
+            raise ApiError(f"POST {self.base_url}{path}: {response.status_code} {_problem(response)}")
+        reference: dict[str, Any] = response.json()
+        return reference
+
     async def retry_incident(self, incident: dict[str, Any], retries: int = 1) -> None:
         """Gives the incident's job ``retries`` again (when it has a job), then resolves the incident."""
         job_key = incident.get("jobKey")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from worker import metrics
 from worker.config import Settings
 from worker.destinations import DestinationGuard
+from worker.documents import ClientCredentials, DocumentClient, store_address
 from worker.http_core import HttpCore
 from worker.huggingface.ratelimit import RateLimiter
 from worker.huggingface.requests import HfDefaults
@@ -42,6 +43,12 @@ class Parts:
     masker: Masker
     http: HttpCore
     handler: JobHandler
+    documents: DocumentClient | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        if self.documents is not None:
+            await self.documents.aclose()
 
 
 def build_parts(settings: Settings) -> Parts:
@@ -63,6 +70,7 @@ def build_parts(settings: Settings) -> Parts:
         read_timeout=settings.default_read_timeout_seconds,
         max_input_bytes=settings.max_input_bytes,
     )
+    documents = build_document_client(settings)
     handler = JobHandler(
         http=http,
         secrets=resolver,
@@ -72,8 +80,28 @@ def build_parts(settings: Settings) -> Parts:
         max_message_chars=settings.max_message_chars,
         max_retry_after_seconds=settings.max_retry_after_seconds,
         overload_backoff_seconds=settings.overload_backoff_seconds,
+        documents=documents,
     )
-    return Parts(masker, http, handler)
+    return Parts(masker, http, handler, documents)
+
+
+def build_document_client(settings: Settings) -> DocumentClient | None:
+    """Camunda's document store at CAMUNDA_REST_ADDRESS (or Camunda SaaS's), with the gRPC channel's OAuth
+    client credentials; None, and documents off, without an address."""
+    address = store_address(settings.camunda_rest_address, settings.camunda_cluster_id, settings.camunda_cluster_region)
+    if address is None:
+        return None
+    oauth = settings.zeebe_connection.oauth
+    credentials = None
+    if oauth is not None and settings.camunda_client_secret is not None:
+        # The REST API takes the same client credentials and token as the gRPC gateway.
+        credentials = ClientCredentials(
+            client_id=oauth.client_id,
+            client_secret=settings.camunda_client_secret.get_secret_value(),
+            token_url=oauth.token_url,
+            audience=oauth.audience,
+        )
+    return DocumentClient(address, credentials=credentials)
 
 
 def record(job: JobContext, report: Report, seconds: float) -> None:
@@ -127,7 +155,7 @@ async def run(settings: Settings) -> int:
         channel = create_channel(settings)
     except OSError as exc:
         logger.error("hf-connector cannot start: ZEEBE_CA_CERTIFICATE_PATH cannot be read (%s)", exc)
-        await parts.http.aclose()
+        await parts.aclose()
         return 1
     try:
         ops = OpsServer(health, settings.http_host, settings.http_port)
@@ -139,7 +167,7 @@ async def run(settings: Settings) -> int:
             settings.http_port,
             exc.strerror or exc,
         )
-        await parts.http.aclose()
+        await parts.aclose()
         await channel.close()
         return 1
     ops.start()
@@ -176,7 +204,7 @@ async def run(settings: Settings) -> int:
     for task in (*helpers, stopper):
         task.cancel()
     await asyncio.gather(*helpers, stopper, return_exceptions=True)
-    await parts.http.aclose()
+    await parts.aclose()
     await channel.close()
     ops.stop()
     logger.info("hf-connector stopped (exit code %s)", exit_code)

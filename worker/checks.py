@@ -88,7 +88,7 @@ async def call_once(settings: Settings, variables: dict[str, Any]) -> tuple[bool
     try:
         outcome = (await parts.handler.handle(job)).outcome
     finally:
-        await parts.http.aclose()
+        await parts.aclose()
     if isinstance(outcome, Complete):
         return True, outcome.variables[_RESULT]
     return False, {"error": {"code": outcome.code, "message": outcome.message}}

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     )
     camunda_cluster_id: str | None = Field(default=None, validation_alias=_env("CAMUNDA_CLUSTER_ID"))
     camunda_cluster_region: str = Field(default="bru-2", min_length=1, validation_alias=_env("CAMUNDA_CLUSTER_REGION"))
+    # The Orchestration Cluster REST API, for documents; unset (and not SaaS), documents are off.
+    camunda_rest_address: str | None = Field(
+        default=None, validation_alias=_env("CAMUNDA_REST_ADDRESS", "ZEEBE_REST_ADDRESS")
+    )
 
     # Defaults that depend on the kind of connection, so no single field default can hold them.
     SELF_MANAGED_ADDRESS: ClassVar[str] = "localhost:26500"

@@ -7,6 +7,7 @@ answer. Every outcome is masked before it leaves, so no secret reaches Zeebe.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from worker.documents import DocumentClient, DocumentError, parse_reference
 from worker.durations import parse_iso_duration
 from worker.expressions import (
     BpmnError,
@@ -26,8 +28,10 @@ from worker.expressions import (
     evaluate_result_expression,
 )
 from worker.http_core import HttpCore, HttpError, HttpResult
+from worker.huggingface.binary import BinaryInput
 from worker.huggingface.chat import InvalidJsonAnswerError
-from worker.huggingface.contract import JobVariables, TaskHeaders
+from worker.huggingface.contract import BinaryResult, JobVariables, TaskHeaders
+from worker.huggingface.documents import binary_answer, file_name, with_documents
 from worker.huggingface.failures import (
     CallFailure,
     failure_from_http_error,
@@ -42,6 +46,10 @@ logger = logging.getLogger(__name__)
 _OVERLOAD_CODES = frozenset({"429", "503"})
 SECRET_MISSING = "SECRET_MISSING"
 _CUT = " ... (cut)"
+DOCUMENTS_OFF = (
+    "this worker has no document store: set CAMUNDA_REST_ADDRESS (or CAMUNDA_CLUSTER_ID and "
+    "CAMUNDA_CLUSTER_REGION for Camunda SaaS) on the worker"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,7 @@ class JobHandler:
         max_message_chars: int,
         max_retry_after_seconds: float,
         overload_backoff_seconds: float = 10.0,
+        documents: DocumentClient | None = None,
     ) -> None:
         self.http = http
         self.secrets = secrets
@@ -118,18 +127,28 @@ class JobHandler:
         self.max_message_chars = max_message_chars
         self.max_retry_after_seconds = max_retry_after_seconds
         self.overload_backoff_seconds = overload_backoff_seconds
+        self.documents = documents
 
     async def handle(self, job: JobContext) -> Report:
         try:
             headers, variables = self._prepare(job)
+            variables = await with_documents(variables, self._fetch_document)
             call = self._build(variables)
         except JobInputError as exc:
             return Report(self._finish(Fail(str(exc), retries=0, code=exc.code)), self._model_as_given(job))
+        except DocumentError as exc:
+            return Report(self._finish(self._document_failure(job, exc)), self._model_as_given(job))
         result, failure, seconds = await self._call(call)
-        outcome = self._decide(job, headers, call, result, failure)
         # The model is a metric label and a log field: a model id or endpoint URL kept as a secret is masked.
         model = self.masker.mask(call.model)
-        return Report(self._finish(outcome), model, result.status if result else None, seconds)
+        status = result.status if result else None
+        if result is not None and failure is None and headers.binaryResult is BinaryResult.DOCUMENT:
+            try:
+                result = await self._store_binary(job, call.model, result)
+            except DocumentError as exc:
+                return Report(self._finish(self._document_failure(job, exc)), model, status, seconds)
+        outcome = self._decide(job, headers, call, result, failure)
+        return Report(self._finish(outcome), model, status, seconds)
 
     # --- before the call ------------------------------------------------------------------------
 
@@ -162,6 +181,43 @@ class JobHandler:
             return build_call(variables, self.defaults)
         except InvalidInputError as exc:
             raise JobInputError(f"Invalid input: {exc}") from None
+
+    # --- documents --------------------------------------------------------------------------------
+
+    async def _fetch_document(self, value: Mapping[str, Any]) -> BinaryInput:
+        if self.documents is None:
+            raise DocumentError("DOCUMENTS_OFF", f"The input holds a Camunda document reference, but {DOCUMENTS_OFF}")
+        reference = parse_reference(value)
+        limit = self.defaults.max_input_bytes
+        content = await self.documents.download(reference, limit, "HF_CONNECTOR_MAX_INPUT_BYTES")
+        return BinaryInput(content, reference.content_type.split(";")[0].strip())
+
+    async def _store_binary(self, job: JobContext, model: str, result: HttpResult) -> HttpResult:
+        """The answer with a binary body replaced by a reference to the document it is stored as."""
+        binary = binary_answer(result.body)
+        if binary is None:
+            return result
+        if self.documents is None:
+            raise DocumentError(
+                "DOCUMENTS_OFF",
+                f"The answer is binary and binaryResult is document, but {DOCUMENTS_OFF}; or set binaryResult "
+                "to inline",
+            )
+        metadata = {
+            "contentType": binary.content_type,
+            "fileName": file_name(model, binary.content_type),
+            "size": len(binary.data),
+            "processDefinitionId": job.bpmn_process_id,
+            "processInstanceKey": str(job.process_instance_key),
+        }
+        reference = await self.documents.upload(binary.data, metadata)
+        return dataclasses.replace(result, body=reference)
+
+    def _document_failure(self, job: JobContext, error: DocumentError) -> Fail:
+        if not error.retryable:
+            return Fail(f"Document: {error}", retries=0, code=error.code)
+        retries = max(job.retries - 1, 0)
+        return Fail(f"Document: {error}", retries, self.overload_backoff_seconds, code=error.code)
 
     # --- the call -------------------------------------------------------------------------------
 

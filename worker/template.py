@@ -36,6 +36,7 @@ from pydantic_core import PydanticUndefined
 from worker.config import Settings
 from worker.huggingface.contract import (
     GROUP_LABELS,
+    BinaryResult,
     ChunkingStrategy,
     Group,
     JobVariables,
@@ -94,6 +95,8 @@ CHOICE_NAMES: Final[dict[Enum, str]] = {
     ToolChoice.AUTO: "Auto: the model decides",
     ToolChoice.NONE: "None: no tool calls",
     ToolChoice.REQUIRED: "Required: at least one call",
+    BinaryResult.DOCUMENT: "Camunda document (reference in body)",
+    BinaryResult.INLINE: "Inline (base64 in body)",
 }
 
 SECRET_HINT: Final = (

@@ -8,6 +8,7 @@ import logging
 import signal
 from pathlib import Path
 
+from devkit.engine.documents import DEFAULT_MAX_BYTES
 from devkit.engine.server import DEFAULT_MAX_IN_FLIGHT, DEFAULT_STREAM_WINDOW, EngineServer
 
 DEFAULT_DATA = Path(".cache/engine")
@@ -36,6 +37,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_STREAM_WINDOW,
         help="jobs a job stream's worker may hold before further jobs go to other streams and polls",
     )
+    parser.add_argument(
+        "--document-max-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help="largest document the REST API's /v2/documents accepts (larger uploads answer 413)",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,6 +55,7 @@ async def serve(arguments: argparse.Namespace) -> None:
         rest_port=arguments.rest_port,
         max_in_flight=arguments.max_in_flight,
         stream_window=arguments.stream_window,
+        document_max_bytes=arguments.document_max_bytes,
     )
     await server.start()
     stopped = asyncio.Event()

@@ -8,11 +8,19 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
+from devkit.engine.documents import DocumentError, DocumentStore
 from devkit.engine.engine import Engine, EngineError
 
-_STATUS = {"NOT_FOUND": 404, "FAILED_PRECONDITION": 409, "INVALID_ARGUMENT": 400}
+_STATUS = {
+    "NOT_FOUND": 404,
+    "FAILED_PRECONDITION": 409,
+    "INVALID_ARGUMENT": 400,
+    "ALREADY_EXISTS": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+}
+_CHUNK = 64 * 1024
 
 
 def _problem(status: int, title: str, detail: str) -> web.Response:
@@ -27,7 +35,7 @@ def _problem(status: int, title: str, detail: str) -> web.Response:
 async def _problems(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
     try:
         return await handler(request)
-    except EngineError as error:
+    except (EngineError, DocumentError) as error:
         status = _STATUS.get(error.code, 400)
         return _problem(status, error.code, str(error))
     except web.HTTPException as error:
@@ -57,7 +65,9 @@ def _page(items: list[dict[str, Any]]) -> web.Response:
     return web.json_response({"items": items, "page": {"totalItems": len(items)}})
 
 
-def create_app(engine: Engine, topology: Callable[[], dict[str, Any]]) -> web.Application:
+def create_app(
+    engine: Engine, topology: Callable[[], dict[str, Any]], documents: DocumentStore | None = None
+) -> web.Application:
     async def search_incidents(request: web.Request) -> web.Response:
         wanted = (await _body(request)).get("filter", {})
         state = wanted.get("state", "ACTIVE")
@@ -146,7 +156,81 @@ def create_app(engine: Engine, topology: Callable[[], dict[str, Any]]) -> web.Ap
             web.get("/v2/topology", get_topology),
         ]
     )
+    if documents is not None:
+        app.add_routes(_document_routes(documents))
     return app
+
+
+def _document_routes(store: DocumentStore) -> list[web.RouteDef]:
+    """POST (multipart: `file`, optional JSON `metadata`), GET and DELETE of /v2/documents, as Camunda's."""
+
+    async def create_document(request: web.Request) -> web.Response:
+        content, metadata = await _read_upload(request, store.max_bytes)
+        created = store.create(content, metadata, request.query.get("documentId") or None)
+        return web.json_response(created, status=201)
+
+    async def get_document(request: web.Request) -> web.Response:
+        document = store.get(
+            request.match_info["documentId"], request.query.get("storeId"), request.query.get("contentHash")
+        )
+        content_type = str(document.metadata.get("contentType") or "application/octet-stream")
+        return web.Response(body=document.content, headers={"content-type": content_type})
+
+    async def delete_document(request: web.Request) -> web.Response:
+        store.delete(request.match_info["documentId"])
+        return web.Response(status=204)
+
+    return [
+        web.post("/v2/documents", create_document),
+        web.get("/v2/documents/{documentId}", get_document),
+        web.delete("/v2/documents/{documentId}", delete_document),
+    ]
+
+
+async def _read_upload(request: web.Request, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
+    """The `file` part, read in pieces and refused as soon as it passes the store's limit, and the metadata
+    (the part's own content type and file name unless the `metadata` part says otherwise)."""
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError):
+        raise DocumentError("INVALID_ARGUMENT", "The upload must be multipart/form-data with a 'file' part") from None
+    content: bytes | None = None
+    metadata: dict[str, Any] = {}
+    part_metadata: dict[str, Any] = {}
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "file":
+            content = await _read_bounded(part, max_bytes)
+            part_metadata = {"contentType": part.headers.get("content-type", "application/octet-stream")}
+            if part.filename:
+                part_metadata["fileName"] = part.filename
+        elif part.name == "metadata":
+            try:
+                metadata = json.loads(await part.text())
+            except json.JSONDecodeError as error:
+                raise DocumentError("INVALID_ARGUMENT", f"The metadata part is not JSON: {error}") from None
+            if not isinstance(metadata, dict):
+                raise DocumentError("INVALID_ARGUMENT", "The metadata part must be a JSON object")
+    if content is None:
+        raise DocumentError("INVALID_ARGUMENT", "The upload has no 'file' part")
+    return content, {**part_metadata, **{k: v for k, v in metadata.items() if v is not None}}
+
+
+async def _read_bounded(part: BodyPartReader, max_bytes: int) -> bytes:
+    data = bytearray()
+    size = 0
+    while chunk := await part.read_chunk(_CHUNK):
+        size += len(chunk)
+        if size <= max_bytes:
+            data += chunk
+    # The rest of an oversized upload is read and dropped rather than cut off: a client still sending its
+    # body would see a broken connection instead of the 413 that says why.
+    if size > max_bytes:
+        raise DocumentError(
+            "PAYLOAD_TOO_LARGE", f"The document is {size} bytes, over the store's limit of {max_bytes} bytes"
+        )
+    return bytes(data)
 
 
 def _iso(epoch_ms: int) -> str:

@@ -10,6 +10,7 @@ from aiohttp import web
 from pyzeebe.proto.gateway_pb2_grpc import add_GatewayServicer_to_server
 
 from devkit.engine.dispatch import Dispatcher
+from devkit.engine.documents import DEFAULT_MAX_BYTES, DocumentStore
 from devkit.engine.engine import Engine
 from devkit.engine.gateway import VERSION, Gateway
 from devkit.engine.records import RecordLog
@@ -32,9 +33,11 @@ class EngineServer:
         rest_port: int | None = 0,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         stream_window: int = DEFAULT_STREAM_WINDOW,
+        document_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         """`memory` keeps the state in memory; records still go to `data_dir/records.jsonl` when a data
-        directory is given, and to `engine.records.kept` otherwise. `rest_port` None serves no REST."""
+        directory is given, and to `engine.records.kept` otherwise. `rest_port` None serves no REST.
+        Documents go to `data_dir/documents` (in memory without a data directory)."""
         self.data_dir = data_dir
         self.memory = memory
         self.host = host
@@ -42,6 +45,7 @@ class EngineServer:
         self.rest_port = rest_port
         self.max_in_flight = max_in_flight
         self.stream_window = stream_window
+        self.document_max_bytes = document_max_bytes
         self._grpc: grpc.aio.Server | None = None
         self._rest: web.AppRunner | None = None
 
@@ -69,7 +73,10 @@ class EngineServer:
         add_GatewayServicer_to_server(self.gateway, self._grpc)
         await self._grpc.start()
         if self.rest_port is not None:
-            self._rest = web.AppRunner(create_app(self.engine, self.topology), access_log=None)
+            documents_dir = None if self.data_dir is None else self.data_dir / "documents"
+            self.documents = DocumentStore(documents_dir, self.document_max_bytes)
+            app = create_app(self.engine, self.topology, self.documents)
+            self._rest = web.AppRunner(app, access_log=None)
             await self._rest.setup()
             site = web.TCPSite(self._rest, self.host, self.rest_port)
             await site.start()

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pyzeebe import ZeebeClient
 
+from devkit.engines import REST_ADDRESS_ENV
+from devkit.examples import IMAGE, default_variables, describe, run_example
+from devkit.rest import OrchestrationApi
 from tests.conftest import SUITE_SECRETS
 from tests.support.connector import REPO, Connector
 from tests.support.hf_standin import PNG_SIGNATURE, HfStandin, Reply, tiny_png
@@ -33,7 +38,10 @@ def examples_worker(zeebe_address: str, hf: HfStandin, tmp_path_factory: pytest.
         hf_url=hf.url,
         job_type="hugging-face",
         log_path=tmp_path_factory.mktemp("examples-worker") / "worker.log",
-        env={"SECRET_HUGGING_FACE_TOKEN": SUITE_SECRETS["HUGGING_FACE_TOKEN"]},
+        env={
+            "SECRET_HUGGING_FACE_TOKEN": SUITE_SECRETS["HUGGING_FACE_TOKEN"],
+            "CAMUNDA_REST_ADDRESS": os.environ[REST_ADDRESS_ENV],
+        },
     ).start()
     yield worker
     worker.stop()
@@ -79,9 +87,23 @@ async def test_image_captioning_from_a_binary_image(deployed: ZeebeClient) -> No
     assert isinstance(variables["caption"], str) and variables["caption"]
 
 
-async def test_text_to_image_returns_an_image(deployed: ZeebeClient) -> None:
+async def test_image_captioning_as_make_example_runs_it_with_the_bundled_png(
+    deployed: ZeebeClient, hf: HfStandin
+) -> None:
+    async with OrchestrationApi(os.environ[REST_ADDRESS_ENV]) as api:
+        outcome = await run_example(deployed, api, "image-captioning", default_variables("image-captioning"))
+    assert outcome.ok, describe(outcome, 60)
+    assert hf.requests_for("Salesforce/blip-image-captioning-base")[-1].body == IMAGE.read_bytes()
+
+
+async def test_text_to_image_returns_a_document_holding_the_image(deployed: ZeebeClient) -> None:
     variables = await _run(deployed, "text-to-image", {"imagePrompt": "a lighthouse at dusk"})
-    assert base64.b64decode(variables["image"]["data"]).startswith(PNG_SIGNATURE)
+    reference = variables["image"]
+    assert reference["metadata"]["contentType"] == "image/png"
+    async with httpx.AsyncClient(base_url=os.environ[REST_ADDRESS_ENV]) as http:
+        content = (await http.get(f"/v2/documents/{reference['documentId']}")).content
+    assert content.startswith(PNG_SIGNATURE)
+    assert len(content) == reference["metadata"]["size"]
 
 
 async def test_chat_with_sampling_parameters(deployed: ZeebeClient, hf: HfStandin) -> None:

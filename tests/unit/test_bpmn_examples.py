@@ -241,6 +241,7 @@ def test_text_to_image_asks_for_an_image() -> None:
     assert inputs["model"] == "stabilityai/stable-diffusion-2"
     assert inputs["task"] == "text-to-image"
     assert headers["resultVariable"]
+    assert headers["binaryResult"] == "document", "the image is stored as a Camunda document, not base64 in Zeebe"
 
 
 def test_chat_sets_sampling_parameters() -> None:

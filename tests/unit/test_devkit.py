@@ -64,9 +64,9 @@ def test_each_example_has_defaults_for_every_variable_it_reads(name: str) -> Non
 
 
 def test_the_captioning_default_is_the_bundled_png() -> None:
-    image = default_variables("image-captioning")["image"]
-    prefix = "data:image/png;base64,"
-    assert image.startswith(prefix)
+    assert default_variables("image-captioning")["image"] == examples.Upload(examples.IMAGE, "image/png"), (
+        "make example uploads the bundled PNG and passes its document reference"
+    )
     assert examples.IMAGE.read_bytes().startswith(PNG_SIGNATURE)
 
 

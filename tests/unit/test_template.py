@@ -232,6 +232,7 @@ def test_applying_the_template_writes_what_the_worker_needs(tmp_path: Path) -> N
         "chat and embedding fields only appear for their operation"
     )
     assert headers == {
+        "binaryResult": "document",  # an image or audio answer becomes a Camunda document by default
         "retryBackoff": "PT0S",
         "elementTemplateId": TEMPLATE_ID,
         "elementTemplateVersion": str(TEMPLATE_VERSION),

@@ -57,6 +57,13 @@ class ToolChoice(StrEnum):
     REQUIRED = "required"
 
 
+class BinaryResult(StrEnum):
+    """Where a binary answer (an image, audio) goes: Camunda's document store, or base64 in the variable."""
+
+    DOCUMENT = "document"
+    INLINE = "inline"
+
+
 class ChunkingStrategy(StrEnum):
     NONE = "none"
     WORD = "word"
@@ -80,7 +87,9 @@ class Ui:
     example: str | None = None
     pattern: tuple[str, str] | None = None  # (regex, message) checked by Modeler
     secret: bool = False
-    template_value: str | None = None  # what a new task starts with in Modeler, when not the worker's default
+    # What the template writes when it differs from the worker's default, which keeps jobs modelled before
+    # the field existed working as they did.
+    template_value: str | None = None
 
 
 # Accepted model ids: `org/name`, `name`, with an optional `:provider` / `:fastest` / `:cheapest` suffix
@@ -556,6 +565,20 @@ class TaskHeaders(BaseModel):
             example='bpmnError("MODEL_NOT_FOUND", error.message) if error.code == "404"',
         ),
     ] = None
+    binaryResult: Annotated[
+        BinaryResult,
+        Ui(
+            "Binary result",
+            Group.OUTPUT,
+            "An image or audio answer: stored in Camunda's document store with a document reference in body "
+            "(the worker needs CAMUNDA_REST_ADDRESS), or inline as base64 in body, which Zeebe keeps in its "
+            "state.",
+            feel=None,
+            kind="Dropdown",
+            operations=(Operation.INFERENCE,),
+            template_value=BinaryResult.DOCUMENT.value,
+        ),
+    ] = BinaryResult.INLINE
     retryBackoff: Annotated[
         str | None,
         Ui(
