@@ -62,6 +62,10 @@ def default_variables(name: str) -> dict[str, Any]:
         },
         "image-captioning": {"image": Upload(IMAGE, "image/png")},
         "text-to-image": {"imagePrompt": "a lighthouse at dusk, watercolour"},
+        "structured-extraction": {
+            "text": "Hi, this is Ada Lovelace (ada@example.com). Please book the 120.50 EUR invoice to my account.",
+        },
+        "tool-loop": {"question": "Summarize this for me: " + SUMMARIZATION_TEXT},
     }
     return dict(defaults.get(name, {}))
 

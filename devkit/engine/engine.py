@@ -372,6 +372,8 @@ class Engine:
         self._save_job(job)
 
     def _choose(self, instance: Instance, key: int, gateway: bpmn.Element) -> bpmn.Flow | None:
+        if len(gateway.outgoing) == 1 and gateway.outgoing[0].condition is None:
+            return gateway.outgoing[0]  # a merging gateway: its one flow needs no condition
         for flow in gateway.outgoing:
             if flow.condition is None or flow.id == gateway.default_flow:
                 continue

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit.examples import example_names
 from tests.support.connector import REPO, free_port
 from tests.support.hf_standin import HfStandin, Reply
 from tests.support.waiting import wait_until
@@ -102,7 +103,7 @@ def dev_run(hf: HfStandin, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def test_make_run_deploys_the_examples_and_says_how_to_start_one(dev_run: DevRun) -> None:
     output = dev_run.output()
     assert "Engine: development engine at 127.0.0.1:" in output
-    assert "Deployed 6 example process(es)" in output
+    assert f"Deployed {len(example_names())} example process(es)" in output
     assert "make example NAME=summarization" in output and "make incidents" in output
 
 
@@ -167,6 +168,7 @@ def test_make_demo_completes_every_example_and_says_the_answers_are_the_stand_in
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "STAND-IN" in done.stdout.splitlines()[0]
-    for name in ("summarization", "chat", "embeddings", "error-handling", "image-captioning", "text-to-image"):
+    names = example_names()
+    for name in names:
         assert re.search(rf"^{name} \(process instance \d+\): COMPLETED$", done.stdout, re.MULTILINE), name
-    assert "6 of 6 example(s) completed (answers from the Hugging Face stand-in)." in done.stdout
+    assert f"{len(names)} of {len(names)} example(s) completed (answers from the Hugging Face stand-in)." in done.stdout

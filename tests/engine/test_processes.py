@@ -115,6 +115,15 @@ async def test_an_exclusive_gateway_follows_the_true_condition_or_the_default(
     )
 
 
+async def test_a_merging_gateway_takes_its_one_unconditioned_flow(stub: GatewayStub, client: ZeebeClient) -> None:
+    """Loops join at an exclusive gateway with one outgoing flow and no condition, as Zeebe allows."""
+    process_id = unique_process_id()
+    body = '<bpmn:startEvent id="start"/><bpmn:exclusiveGateway id="merge"/><bpmn:endEvent id="end"/>'
+    await deploy(stub, model(process_id, body + flow("f0", "start", "merge") + flow("f1", "merge", "end")))
+    result = await client.run_process_with_result(process_id, {}, timeout=5_000)
+    assert result.process_instance_key > 0
+
+
 async def test_no_true_condition_and_no_default_raises_a_condition_incident(
     stub: GatewayStub, client: ZeebeClient, records: Records
 ) -> None:
