@@ -33,7 +33,7 @@ ENV PATH="/opt/venv/bin:${PATH}"
 
 # Only what the build needs (see .dockerignore): the project metadata and the package.
 COPY pyproject.toml README.md ./
-COPY worker ./worker
+COPY hf_connector ./hf_connector
 
 # `pip install .` builds the wheel from pyproject.toml (PEP 517) and resolves the
 # runtime dependencies from the project's own metadata: no hand-kept list here.

@@ -62,8 +62,8 @@ demo: install
 	$(BIN)/python -m devkit.demo
 
 lint: install
-	$(BIN)/ruff check worker devkit tests bench
-	$(BIN)/ruff format --check worker devkit tests bench
+	$(BIN)/ruff check hf_connector devkit tests bench
+	$(BIN)/ruff format --check hf_connector devkit tests bench
 	$(BIN)/mypy
 
 test: install tooling chromium lint

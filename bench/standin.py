@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(REPO))
-    from tests.support.hf_standin import HfStandin
+    from devkit.hf_standin import HfStandin
 
     latency = float(argv[0]) if argv else 0.1
     done = threading.Event()

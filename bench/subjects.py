@@ -27,8 +27,8 @@ from typing import Any
 from bench.bare_worker import CANNED_RESULT
 from bench.procstat import cpu_seconds, peak_rss_bytes
 from devkit.processes import die_with_parent
+from hf_connector.huggingface.contract import fetched_variable_names
 from tests.support.bpmn import connector_process
-from worker.huggingface.contract import fetched_variable_names
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "facebook/bart-large-cnn"
@@ -187,7 +187,7 @@ class OurWorker(Subject):
 
     def command(self) -> list[str]:
         script = Path(sys.executable).with_name("hf-connector")
-        return [str(script), "run"] if script.exists() else [sys.executable, "-m", "worker", "run"]
+        return [str(script), "run"] if script.exists() else [sys.executable, "-m", "hf_connector", "run"]
 
     def start(self, zeebe_address: str, hf_url: str) -> None:
         for index in range(self.process_count):

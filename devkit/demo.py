@@ -21,9 +21,9 @@ from pyzeebe import ZeebeClient, create_insecure_channel
 
 from devkit.engines import Engine, EngineUnavailableError, start_engine
 from devkit.examples import EXAMPLES_DIR, default_variables, describe, example_names, run_example
+from devkit.hf_standin import HfStandin
 from devkit.processes import die_with_parent
 from devkit.rest import ApiError, OrchestrationApi
-from tests.support.hf_standin import HfStandin
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_TOKEN = "hf_demo_token_for_the_stand_in"
@@ -87,7 +87,7 @@ def _start_worker(address: str, rest_url: str, hf_url: str, log_path: Path) -> s
     }
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"],
+            [sys.executable, "-m", "hf_connector", "run"],
             cwd=REPO,
             env=env,
             stdout=log,

@@ -24,8 +24,8 @@ from pyzeebe import ZeebeClient
 
 from devkit.engines import rest_url
 from devkit.rest import ApiError, OrchestrationApi
-from worker.config import ConfigurationError, load_settings
-from worker.zeebe import create_channel
+from hf_connector.config import ConfigurationError, load_settings
+from hf_connector.zeebe import create_channel
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "bpmn-examples"
 IMAGE = Path(__file__).resolve().parent / "example-image.png"

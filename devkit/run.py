@@ -23,8 +23,8 @@ from pyzeebe import ZeebeClient
 
 from devkit.engines import REST_ADDRESS_ENV, EngineUnavailableError, start_engine
 from devkit.examples import EXAMPLES_DIR, example_names
-from worker.config import ConfigurationError, Settings, load_settings
-from worker.zeebe import create_channel
+from hf_connector.config import ConfigurationError, Settings, load_settings
+from hf_connector.zeebe import create_channel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def run_dev(examples: Path, data: Path, port: int, rest_port: int) -> int:
                 settings = load_settings()
                 asyncio.run(_deploy(settings, sorted(examples.glob("*.bpmn"))))
                 _say(_how_to_start())
-                from worker.app import run
+                from hf_connector.app import run
 
                 return asyncio.run(run(settings))
             finally:

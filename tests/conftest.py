@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pyzeebe import ZeebeClient, create_insecure_channel
 
+from devkit.hf_standin import HfStandin
 from tests.support.connector import Connector
-from tests.support.hf_standin import HfStandin
 from tests.support.records import ZeebeRecords
 
 pytest_plugins = ["tests.support.engine_fixture"]

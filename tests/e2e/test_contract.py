@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from pyzeebe import ZeebeClient
 
+from devkit.hf_standin import HfStandin, Reply
 from tests.conftest import SUITE_SECRETS
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
-from tests.support.hf_standin import HfStandin, Reply
 from tests.support.records import ZeebeRecords
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
 

@@ -17,10 +17,10 @@ from pyzeebe import ZeebeClient
 
 from devkit.engine.server import EngineServer
 from devkit.engines import REST_ADDRESS_ENV
+from devkit.hf_standin import PNG_SIGNATURE, HfStandin, tiny_png
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
 from tests.support.flaky_store import FlakyStore
-from tests.support.hf_standin import PNG_SIGNATURE, HfStandin, tiny_png
 from tests.support.records import ZeebeRecords
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
 

@@ -8,7 +8,7 @@ the same ports and data directory (about 1-2 s). The worker process must never e
 instance has completed, exactly once, and its result is one of the answers the stand-in gave for that
 instance (each answer carries a call number, so a second call for an instance is told apart). Every
 instance is done within 60 s of the restart, and at most 5 % of the Hugging Face calls were repeats: the
-worker sends outcomes again until the engine takes them (worker/zeebe.py), so only a job whose
+worker sends outcomes again until the engine takes them (hf_connector/zeebe.py), so only a job whose
 activation was lost with the engine (it waits out its job timeout, 10 s here) is called twice.
 
 A second test cuts the worker off Zeebe for about a minute (a forwarder in front of the session's
@@ -32,10 +32,10 @@ import pytest
 from pyzeebe import ZeebeClient, create_insecure_channel
 
 from devkit.engine.process import EngineProcess
+from devkit.hf_standin import HfStandin, RecordedRequest, Reply
 from tests.conftest import SUITE_SECRETS
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
-from tests.support.hf_standin import HfStandin, RecordedRequest, Reply
 from tests.support.records import ZeebeRecords
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
 

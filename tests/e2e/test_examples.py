@@ -18,10 +18,10 @@ from pyzeebe import ZeebeClient
 
 from devkit.engines import REST_ADDRESS_ENV
 from devkit.examples import IMAGE, default_variables, describe, run_example
+from devkit.hf_standin import PNG_SIGNATURE, HfStandin, Reply, tiny_png
 from devkit.rest import OrchestrationApi
 from tests.conftest import SUITE_SECRETS
 from tests.support.connector import REPO, Connector
-from tests.support.hf_standin import PNG_SIGNATURE, HfStandin, Reply, tiny_png
 from tests.support.records import ZeebeRecords
 from tests.support.zeebe_helpers import run_to_end
 from tests.unit.test_bpmn_examples import SCENARIOS

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from pyzeebe import ZeebeClient
 
+from devkit.hf_standin import Fault, HfStandin, Oversized, Reply, Scripted
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
-from tests.support.hf_standin import Fault, HfStandin, Oversized, Reply, Scripted
 from tests.support.records import Record, ZeebeRecords
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
 

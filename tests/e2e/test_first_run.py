@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from devkit.examples import example_names
+from devkit.hf_standin import HfStandin, Reply
 from tests.support.connector import REPO, free_port
-from tests.support.hf_standin import HfStandin, Reply
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e

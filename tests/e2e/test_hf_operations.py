@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pyzeebe import ZeebeClient
 
+from devkit.hf_standin import PNG_SIGNATURE, HfStandin, tiny_png
 from tests.conftest import SUITE_SECRETS
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
-from tests.support.hf_standin import PNG_SIGNATURE, HfStandin, tiny_png
 from tests.support.waiting import wait_until
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
 

@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 import pytest
 from pyzeebe import ZeebeClient
 
+from devkit.hf_standin import HfStandin, Reply
+from hf_connector.logs import CONTEXT_FIELDS
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector, free_port
-from tests.support.hf_standin import HfStandin, Reply
 from tests.support.records import ZeebeRecords
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
-from worker.logs import CONTEXT_FIELDS
 
 pytestmark = pytest.mark.e2e
 

@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 from pyzeebe import ZeebeClient
 
+from devkit.hf_standin import HfStandin, Reply
+from hf_connector.config import ConfigurationError, Settings, load_settings
 from tests.conftest import SUITE_SECRETS
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
-from tests.support.hf_standin import HfStandin, Reply
 from tests.support.records import Record, ZeebeRecords
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
-from worker.config import ConfigurationError, Settings, load_settings
 
 pytestmark = pytest.mark.e2e
 

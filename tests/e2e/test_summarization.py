@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pyzeebe import ZeebeClient
 
+from devkit.hf_standin import HfStandin
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
-from tests.support.hf_standin import HfStandin
 from tests.support.zeebe_helpers import deploy_xml, run_to_end
 
 pytestmark = pytest.mark.e2e

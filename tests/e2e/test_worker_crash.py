@@ -3,7 +3,7 @@
 Every test runs an engine of its own (tests/e2e/conftest.py), so its records hold only its jobs.
 
 SIGKILL: a job is a lease of one job timeout, extended every third of it while the call runs
-(worker/zeebe.py). A killed worker's jobs therefore return to the engine within one job timeout and
+(hf_connector/zeebe.py). A killed worker's jobs therefore return to the engine within one job timeout and
 another worker completes them: 20 calls in flight are all done within twice the job timeout. A live
 worker's call may run three times as long as the job timeout without the job ever being handed to
 another worker meanwhile.
@@ -28,10 +28,10 @@ import pytest
 from pyzeebe import ZeebeClient
 
 from devkit.engine.process import EngineProcess
+from devkit.hf_standin import HfStandin, Reply
 from tests.conftest import SUITE_SECRETS
 from tests.support.bpmn import connector_process, feel_string, unique_process_id
 from tests.support.connector import Connector
-from tests.support.hf_standin import HfStandin, Reply
 from tests.support.records import Record, ZeebeRecords
 from tests.support.zeebe_helpers import deploy_xml
 

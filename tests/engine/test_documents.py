@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from devkit.engine.server import EngineServer
-from tests.support.hf_standin import tiny_png
+from devkit.hf_standin import tiny_png
 
 PNG = tiny_png()
 

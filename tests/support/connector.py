@@ -1,4 +1,4 @@
-"""Running the real worker (`python -m worker run`) as a subprocess for end-to-end tests."""
+"""Running the real worker (`python -m hf_connector run`) as a subprocess for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Connector:
     def start(self, ready_timeout: float = 60.0) -> Connector:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "run"],
+            [sys.executable, "-m", "hf_connector", "run"],
             cwd=REPO,
             env=self.env,
             stdout=log,

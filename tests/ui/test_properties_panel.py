@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from worker.template import TEMPLATE_FILENAME, TEMPLATE_ID, TEMPLATE_NAME, TEMPLATE_VERSION
+from hf_connector.template import TEMPLATE_FILENAME, TEMPLATE_ID, TEMPLATE_NAME, TEMPLATE_VERSION
 
 pytestmark = pytest.mark.ui
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hf_connector import metrics
 from tests.support.gateway_double import GatewayDouble
-from worker import metrics
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from worker.huggingface.contract import MODEL_ID, Operation
-from worker.template import TASK_TYPE, TEMPLATE_FILENAME, TEMPLATE_ID
+from hf_connector.huggingface.contract import MODEL_ID, Operation
+from hf_connector.template import TASK_TYPE, TEMPLATE_FILENAME, TEMPLATE_ID
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "bpmn-examples"

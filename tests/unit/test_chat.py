@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worker.http_core import HttpResult
-from worker.huggingface.chat import ANSWER_EXCERPT_CHARS, InvalidJsonAnswerError
-from worker.huggingface.contract import JobVariables
-from worker.huggingface.requests import HfCall, HfDefaults, build_call
+from hf_connector.http_core import HttpResult
+from hf_connector.huggingface.chat import ANSWER_EXCERPT_CHARS, InvalidJsonAnswerError
+from hf_connector.huggingface.contract import JobVariables
+from hf_connector.huggingface.requests import HfCall, HfDefaults, build_call
 
 DEFAULTS = HfDefaults("https://router.huggingface.co", None, read_timeout=120.0, max_input_bytes=64 * 1024)
 MODEL = "meta-llama/Llama-3.1-8B-Instruct:novita"

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from worker.huggingface.chunking import Chunk, chunk_texts, sentence_chunks, word_chunks
+from hf_connector.huggingface.chunking import Chunk, chunk_texts, sentence_chunks, word_chunks
 
 
 def _numbered_words(count: int) -> str:

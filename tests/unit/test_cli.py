@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from devkit.hf_standin import HfStandin, Reply
+from hf_connector.cli import main
 from tests.support.connector import REPO, free_port
-from tests.support.hf_standin import HfStandin, Reply
-from worker.cli import main
 
 TOKEN = "hf_cliTestToken_4c2e91aa"
 CLIENT_SECRET = "cliClientSecret_0b3f77d2"
@@ -35,7 +35,7 @@ def _invoke(args: list[str], **env: str) -> Result:
 def _subprocess(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in {**os.environ, **_env(**env)}.items() if v is not None}
     return subprocess.run(
-        [sys.executable, "-m", "worker", *args],
+        [sys.executable, "-m", "hf_connector", *args],
         cwd=REPO,
         env=environment,
         capture_output=True,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices, ValidationError
 
-from worker.config import DEFAULT_ROUTER, ConfigurationError, OAuthClient, Settings, load_settings
+from hf_connector.config import DEFAULT_ROUTER, ConfigurationError, OAuthClient, Settings, load_settings
 
 CLIENT_SECRET = "camunda-client-secret-8d2f"
 HF_TOKEN = "hf_workerToken_0c4e11"
@@ -176,7 +176,7 @@ def test_an_empty_secret_prefix_is_warned_about(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("HF_CONNECTOR_SECRET_ENV_PREFIX", "")
-    with caplog.at_level(logging.WARNING, logger="worker.config"):
+    with caplog.at_level(logging.WARNING, logger="hf_connector.config"):
         settings = load_settings()
     assert settings.secret_env_prefix == ""
     assert "HF_CONNECTOR_SECRET_ENV_PREFIX is empty" in caplog.text

@@ -38,7 +38,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from ruamel.yaml import YAML
 
-from worker.config import Settings
+from hf_connector.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -476,7 +476,7 @@ def test_build_context_holds_what_the_build_copies(stages: list[Stage]) -> None:
         "tests/unit/test_container_files.py",
         "deploy/secrets/hugging_face_token",
         "deploy/worker.env",
-        "worker/__pycache__/cli.cpython-311.pyc",
+        "hf_connector/__pycache__/cli.cpython-311.pyc",
         "node_modules/x/package.json",
         # the development engine, stand-ins and example runner are not the product
         "devkit/engines.py",

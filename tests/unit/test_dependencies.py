@@ -19,7 +19,7 @@ def _canonical(name: str) -> str:
 def _imported_top_level_modules() -> dict[str, str]:
     """Module name -> one file of the package that imports it."""
     modules: dict[str, str] = {}
-    for path in sorted((REPO / "worker").rglob("*.py")):
+    for path in sorted((REPO / "hf_connector").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -43,7 +43,7 @@ def test_every_imported_library_is_a_declared_dependency() -> None:
     distributions = importlib.metadata.packages_distributions()
     undeclared = []
     for module, where in _imported_top_level_modules().items():
-        if module in sys.stdlib_module_names or module == "worker":
+        if module in sys.stdlib_module_names or module == "hf_connector":
             continue
         names = {_canonical(name) for name in distributions.get(module, [module])}
         if not names & declared:

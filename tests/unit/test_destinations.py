@@ -11,7 +11,7 @@ import socket
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from worker.destinations import BlockedDestinationError, DestinationGuard, GuardedResolver
+from hf_connector.destinations import BlockedDestinationError, DestinationGuard, GuardedResolver
 
 PUBLIC = "203.0.113.10"  # TEST-NET-3, stands for any public address
 

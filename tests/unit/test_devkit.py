@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from devkit import engines, examples
 from devkit.examples import Outcome, default_variables, describe, example_names
+from devkit.hf_standin import PNG_SIGNATURE
 from tests.support.connector import free_port
-from tests.support.hf_standin import PNG_SIGNATURE
 
 ROOT = Path(__file__).resolve().parents[2]
 FEEL_WORDS = {"true", "false", "null", "and", "or", "not", "if", "then", "else", "for", "in", "return"}
@@ -33,7 +33,7 @@ def _imports(path: Path) -> set[str]:
 def test_the_product_never_imports_devkit() -> None:
     offenders = [
         path.relative_to(ROOT).as_posix()
-        for path in (ROOT / "worker").rglob("*.py")
+        for path in (ROOT / "hf_connector").rglob("*.py")
         if any(name == "devkit" or name.startswith("devkit.") for name in _imports(path))
     ]
     assert offenders == []
@@ -42,7 +42,7 @@ def test_the_product_never_imports_devkit() -> None:
 def test_devkit_is_not_in_the_wheel() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert include == ["worker*"], include
+    assert include == ["hf_connector*"], include
 
 
 def _variables_read(bpmn: Path) -> set[str]:

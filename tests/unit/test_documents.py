@@ -11,17 +11,17 @@ import pytest
 from aiohttp import web
 
 from devkit.engine.server import EngineServer
+from devkit.hf_standin import HfStandin, tiny_png
+from hf_connector.documents import ClientCredentials, DocumentClient, DocumentError, parse_reference, store_address
+from hf_connector.http_core import HttpCore
+from hf_connector.huggingface.binary import BinaryInput
+from hf_connector.huggingface.contract import JobVariables
+from hf_connector.huggingface.documents import file_name, with_documents
+from hf_connector.huggingface.ratelimit import RateLimiter
+from hf_connector.huggingface.requests import HfDefaults
+from hf_connector.jobs import Complete, Fail, JobContext, JobHandler
+from hf_connector.secrets import Masker, SecretResolver
 from tests.support.flaky_store import FlakyStore
-from tests.support.hf_standin import HfStandin, tiny_png
-from worker.documents import ClientCredentials, DocumentClient, DocumentError, parse_reference, store_address
-from worker.http_core import HttpCore
-from worker.huggingface.binary import BinaryInput
-from worker.huggingface.contract import JobVariables
-from worker.huggingface.documents import file_name, with_documents
-from worker.huggingface.ratelimit import RateLimiter
-from worker.huggingface.requests import HfDefaults
-from worker.jobs import Complete, Fail, JobContext, JobHandler
-from worker.secrets import Masker, SecretResolver
 
 PNG = tiny_png(16, 16)
 MAX_INPUT = 64 * 1024

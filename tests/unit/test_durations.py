@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.durations import parse_iso_duration
+from hf_connector.durations import parse_iso_duration
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.expressions import (
+from hf_connector.expressions import (
     BpmnError,
     ExpressionError,
     IgnoreError,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.http_core import (
+from hf_connector.http_core import (
     DestinationNotAllowedError,
     HttpConnectionError,
     HttpResult,
@@ -16,7 +16,7 @@ from worker.http_core import (
     InvalidResponseError,
     ResponseTooLargeError,
 )
-from worker.huggingface.failures import error_text, failure_from_http_error, failure_from_response, retry_after
+from hf_connector.huggingface.failures import error_text, failure_from_http_error, failure_from_response, retry_after
 
 MAX_WAIT = 300.0
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.hf_standin import (
+from devkit.hf_standin import (
     MIB,
     PNG_SIGNATURE,
     Fault,

@@ -19,9 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.loopback_http import CLOSE, LoopbackServer, Received, ThenClose, answer, httpx_server
-from worker.destinations import DestinationGuard
-from worker.http_core import (
+from hf_connector.destinations import DestinationGuard
+from hf_connector.http_core import (
     USER_AGENT,
     HttpConnectionError,
     HttpCore,
@@ -33,6 +32,7 @@ from worker.http_core import (
     ResponseTooLargeError,
     decode_body,
 )
+from tests.support.loopback_http import CLOSE, LoopbackServer, Received, ThenClose, answer, httpx_server
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
 PATH = "/hf-inference/models/org/model"

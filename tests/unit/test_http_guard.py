@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from hf_connector.config import ConfigurationError, load_settings
+from hf_connector.destinations import DestinationGuard
+from hf_connector.http_core import DestinationNotAllowedError, HttpCore, HttpRequest, TooManyRedirectsError
+from hf_connector.http_proxy import ProxyConfigurationError, proxy_routes
 from tests.support.loopback_http import LoopbackServer, Received, answer
-from worker.config import ConfigurationError, load_settings
-from worker.destinations import DestinationGuard
-from worker.http_core import DestinationNotAllowedError, HttpCore, HttpRequest, TooManyRedirectsError
-from worker.http_proxy import ProxyConfigurationError, proxy_routes
 
 TIMEOUT = 5.0
 

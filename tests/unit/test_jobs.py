@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from hf_connector import jobs
+from hf_connector.http_core import HttpCore
+from hf_connector.huggingface.ratelimit import RateLimiter
+from hf_connector.huggingface.requests import HfDefaults
+from hf_connector.jobs import Complete, Fail, JobContext, JobHandler, Report, ThrowBpmnError
+from hf_connector.secrets import EnvironmentSecrets, Masker, SecretResolver
 from tests.support.loopback_http import httpx_server
-from worker import jobs
-from worker.http_core import HttpCore
-from worker.huggingface.ratelimit import RateLimiter
-from worker.huggingface.requests import HfDefaults
-from worker.jobs import Complete, Fail, JobContext, JobHandler, Report, ThrowBpmnError
-from worker.secrets import EnvironmentSecrets, Masker, SecretResolver
 
 TOKEN = "hf_taskSecretToken_93c1a7"
 WORKER_TOKEN = "hf_workerDefault_5e2b90"

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from pyzeebe.worker.job_poller import JobPoller
 
-from worker import app
-from worker.jobs import Complete, Fail, JobContext, Report
-from worker.logs import CONTEXT_FIELDS, RepeatedWarnings, configure_logging
-from worker.secrets import Masker
-from worker.zeebe import limit_repeated_gateway_warnings
+from hf_connector import app
+from hf_connector.jobs import Complete, Fail, JobContext, Report
+from hf_connector.logs import CONTEXT_FIELDS, RepeatedWarnings, configure_logging
+from hf_connector.secrets import Masker
+from hf_connector.zeebe import limit_repeated_gateway_warnings
 
 SECRET = "hf_logTestSecret_9d1c3b77"
 OTHER_SECRET = "client-secret-5e8a0f21"
@@ -56,7 +56,7 @@ def test_json_job_line_carries_the_job_context(logs: Configure, capsys: pytest.C
     app.record(JOB, report, 0.61234)
     [line] = _json_lines(capsys)
     assert line["level"] == "INFO"
-    assert line["logger"] == "worker"
+    assert line["logger"] == "hf_connector"
     assert line["message"] == "job 2251799813685249 completed"
     assert {name: line[name] for name in CONTEXT_FIELDS} == {
         "job_key": 2251799813685249,
@@ -90,7 +90,7 @@ def test_text_line_has_the_context_after_the_message(logs: Configure, capsys: py
     logs("text")
     app.record(JOB, Report(Complete({}), model="m/x", status=200, call_seconds=0.1), 0.25)
     [line] = capsys.readouterr().err.splitlines()
-    assert " INFO worker: job 2251799813685249 completed [job_key=2251799813685249 " in line
+    assert " INFO hf_connector: job 2251799813685249 completed [job_key=2251799813685249 " in line
     assert line.endswith("model=m/x status=200 duration_ms=250.0 outcome=completed]")
 
 
@@ -105,7 +105,7 @@ def test_json_masks_message_arguments_context_and_traceback(
     logs: Configure, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs("json")
-    _log_failure(logging.getLogger("worker.jobs"))
+    _log_failure(logging.getLogger("hf_connector.jobs"))
     err = capsys.readouterr().err
     assert SECRET not in err and OTHER_SECRET not in err
     [line] = [json.loads(text) for text in err.splitlines()]  # a traceback stays inside one JSON line
@@ -119,7 +119,7 @@ def test_text_masks_message_arguments_context_and_traceback(
     logs: Configure, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs("text")
-    _log_failure(logging.getLogger("worker.jobs"))
+    _log_failure(logging.getLogger("hf_connector.jobs"))
     err = capsys.readouterr().err
     assert SECRET not in err and OTHER_SECRET not in err
     first, *rest = err.splitlines()
@@ -131,10 +131,10 @@ def test_text_masks_message_arguments_context_and_traceback(
 def test_records_from_libraries_and_stack_info_are_masked(logs: Configure, capsys: pytest.CaptureFixture[str]) -> None:
     logs("json")
     logging.getLogger("grpc").warning("credentials %s rejected", OTHER_SECRET)
-    record = logging.LogRecord("worker", logging.WARNING, __file__, 1, "here", None, None)
+    record = logging.LogRecord("hf_connector", logging.WARNING, __file__, 1, "here", None, None)
     record.stack_info = f'Stack (most recent call last):\n  File "x.py", line 1, in f\n    call(token="{SECRET}")'
     record.element_id = SECRET
-    logging.getLogger("worker").handle(record)
+    logging.getLogger("hf_connector").handle(record)
     err = capsys.readouterr().err
     assert SECRET not in err and OTHER_SECRET not in err
     grpc_line, stack_line = (json.loads(text) for text in err.splitlines())
@@ -158,7 +158,7 @@ def test_library_debug_output_stays_quiet_at_debug_level(capsys: pytest.CaptureF
     saved = root.handlers[:], root.level, {n: logging.getLogger(n).level for n in ("httpx", "httpcore", "pyzeebe")}
     try:
         configure_logging("DEBUG", "text", Masker())
-        assert logging.getLogger("worker").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("hf_connector").isEnabledFor(logging.DEBUG)
         assert not logging.getLogger("pyzeebe").isEnabledFor(logging.DEBUG)  # it logs whole job payloads
         assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)  # one line per request otherwise
     finally:
@@ -196,13 +196,13 @@ def test_different_warnings_are_not_held_back_by_each_other() -> None:
     limit = RepeatedWarnings(clock=lambda: 0.0)
     assert limit.filter(_record("pyzeebe.worker.job_poller", "one"))
     assert limit.filter(_record("pyzeebe.worker.job_poller", "two"))
-    assert limit.filter(_record("worker.zeebe.gateway", "one"))
+    assert limit.filter(_record("hf_connector.zeebe.gateway", "one"))
     assert not limit.filter(_record("pyzeebe.worker.job_poller", "one"))
 
 
 @pytest.fixture
 def gateway_loggers() -> Iterator[list[logging.Logger]]:
-    loggers = [logging.getLogger(JobPoller.__module__), logging.getLogger("worker.zeebe.gateway")]
+    loggers = [logging.getLogger(JobPoller.__module__), logging.getLogger("hf_connector.zeebe.gateway")]
     saved = [logger.filters[:] for logger in loggers]
     yield loggers
     for logger, filters in zip(loggers, saved, strict=True):
@@ -218,4 +218,4 @@ def test_pyzeebe_poller_and_stream_warnings_are_limited(
     for logger in gateway_loggers:
         for _ in range(3):
             logger.warning("Failed to reach the gateway %s", "UNAVAILABLE")
-    assert [r.name for r in caplog.records] == [JobPoller.__module__, "worker.zeebe.gateway"]
+    assert [r.name for r in caplog.records] == [JobPoller.__module__, "hf_connector.zeebe.gateway"]

@@ -16,9 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pyzeebe.errors import UnknownGrpcStatusCodeError, ZeebeGatewayUnavailableError
 
-from worker import app, metrics
-from worker.ops import Health, OpsServer
-from worker.zeebe import describe_zeebe_error
+from hf_connector import app, metrics
+from hf_connector.ops import Health, OpsServer
+from hf_connector.zeebe import describe_zeebe_error
 
 
 class Clock:
@@ -32,7 +32,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr("worker.ops.time.monotonic", fake)
+    monkeypatch.setattr("hf_connector.ops.time.monotonic", fake)
     return fake
 
 
@@ -175,7 +175,7 @@ async def test_monitor_gives_up_on_a_gateway_that_never_answers_and_cancels_at_o
 
 @pytest.mark.usefixtures("fast_monitor")
 async def test_monitor_reports_zeebe_lost_and_found(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="worker")
+    caplog.set_level(logging.INFO, logger="hf_connector")
     health = Health(liveness_grace_seconds=60)
     client = _Topology("unavailable")
     monitor = asyncio.create_task(app._monitor(client, health))  # type: ignore[arg-type]
@@ -185,7 +185,7 @@ async def test_monitor_reports_zeebe_lost_and_found(caplog: pytest.LogCaptureFix
     await _wait_until(lambda: health.zeebe_reachable)
     monitor.cancel()
     await asyncio.gather(monitor, return_exceptions=True)
-    messages = [r.getMessage() for r in caplog.records if r.name == "worker"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "hf_connector"]
     # one line per change of state, not one per round
     assert messages == [
         "Zeebe is not reachable (UNAVAILABLE: connection refused); not ready until it answers",
@@ -295,7 +295,7 @@ async def test_a_worker_refused_by_zeebe_exits_1_with_one_clear_line(caplog: pyt
     work = asyncio.create_task(refused())
     with pytest.raises(UnknownGrpcStatusCodeError):
         await work
-    with caplog.at_level(logging.ERROR, logger="worker"):
+    with caplog.at_level(logging.ERROR, logger="hf_connector"):
         assert app._crash_code(work) == 1
     crash = [record.getMessage() for record in caplog.records if "stopped on its own" in record.getMessage()]
     assert len(crash) == 1

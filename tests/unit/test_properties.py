@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from worker.expressions import ExpressionError, evaluate
-from worker.huggingface.contract import MODEL_ID, JobVariables
-from worker.huggingface.requests import HfDefaults, InvalidInputError, build_call
-from worker.secrets import PLACEHOLDER, EnvironmentSecrets, Masker, MissingSecretError, SecretResolver
+from hf_connector.expressions import ExpressionError, evaluate
+from hf_connector.huggingface.contract import MODEL_ID, JobVariables
+from hf_connector.huggingface.requests import HfDefaults, InvalidInputError, build_call
+from hf_connector.secrets import PLACEHOLDER, EnvironmentSecrets, Masker, MissingSecretError, SecretResolver
 
 ROUTER = "https://router.huggingface.co"
 DEFAULTS = HfDefaults(ROUTER, "hf_default", read_timeout=60.0, max_input_bytes=16 * 1024 * 1024)

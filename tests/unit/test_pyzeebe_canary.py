@@ -1,4 +1,4 @@
-"""worker/zeebe.py copies or overrides pyzeebe internals that carry no compatibility promise.
+"""hf_connector/zeebe.py copies or overrides pyzeebe internals that carry no compatibility promise.
 
 Each entry below is a pyzeebe function or class that the adapter copies, overrides or relies on the exact
 behaviour of, with a hash of its source as recorded when the adapter was last checked against it. When a
@@ -90,5 +90,5 @@ def test_pyzeebe_internals_the_adapter_depends_on_are_unchanged(watched: Watched
     digest = _source_digest(watched.target)
     assert digest == watched.digest, (
         f"pyzeebe's {watched.target} changed (source hash {digest}, recorded {watched.digest}). "
-        f"Re-check worker/zeebe.py: {watched.recheck}. Then record the new hash here."
+        f"Re-check hf_connector/zeebe.py: {watched.recheck}. Then record the new hash here."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from worker.huggingface.ratelimit import RateLimiter
+from hf_connector.huggingface.ratelimit import RateLimiter
 
 ROUTER = "https://router.huggingface.co/hf-inference/models/x"
 

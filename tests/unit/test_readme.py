@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import AliasChoices
 
+from hf_connector.config import Settings
 from tests.support.connector import REPO
-from worker.config import Settings
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

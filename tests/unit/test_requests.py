@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worker.http_core import HttpResult
-from worker.huggingface.contract import JobVariables
-from worker.huggingface.requests import HfCall, HfDefaults, InvalidInputError, build_call, is_hugging_face_host
+from hf_connector.http_core import HttpResult
+from hf_connector.huggingface.contract import JobVariables
+from hf_connector.huggingface.requests import HfCall, HfDefaults, InvalidInputError, build_call, is_hugging_face_host
 
 ROUTER = "https://router.huggingface.co"
 WORKER_TOKEN = "hf_workerDefaultToken"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.secrets import (
+from hf_connector.secrets import (
     MASK,
     DirectorySecrets,
     DotenvSecrets,

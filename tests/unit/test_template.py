@@ -13,8 +13,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from worker import template as template_module
-from worker.huggingface.contract import (
+from hf_connector import template as template_module
+from hf_connector.huggingface.contract import (
     GROUP_LABELS,
     Authentication,
     ChunkingStrategy,
@@ -25,7 +25,7 @@ from worker.huggingface.contract import (
     fetched_variable_names,
     ui_of,
 )
-from worker.template import (
+from hf_connector.template import (
     TASK_TYPE,
     TEMPLATE_FILENAME,
     TEMPLATE_ID,
@@ -44,7 +44,7 @@ TOOLING = REPO / "tooling"
 NODE_MODULES = TOOLING / "node_modules"
 SCHEMA = NODE_MODULES / "@camunda" / "zeebe-element-templates-json-schema" / "resources" / "schema.json"
 MODELERS_DOC = REPO / "docs" / "modelling.md"
-REGENERATE = "run `hf-connector template` (or `python -m worker.template`) to regenerate it"
+REGENERATE = "run `hf-connector template` (or `python -m hf_connector.template`) to regenerate it"
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
@@ -499,7 +499,7 @@ def test_markdown_reference_lists_every_visible_field(template: dict[str, Any]) 
 def test_modelers_doc_has_the_current_field_table() -> None:
     assert MODELERS_DOC.exists(), "docs/modelling.md is missing"
     assert render_markdown() in MODELERS_DOC.read_text(encoding="utf-8"), (
-        "the field table in docs/modelling.md is stale: paste the output of `python -m worker.template --markdown`"
+        "docs/modelling.md has a stale field table: paste the output of `python -m hf_connector.template --markdown`"
     )
 
 

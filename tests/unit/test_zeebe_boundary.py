@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from hf_connector import zeebe
+from hf_connector.config import Settings
 from tests.support.connector import REPO
-from worker import zeebe
-from worker.config import Settings
 
 
 def _imported_top_level_modules(path: Path) -> set[str]:
@@ -26,9 +26,9 @@ def _imported_top_level_modules(path: Path) -> set[str]:
 
 def test_only_the_zeebe_adapter_imports_pyzeebe_or_grpc() -> None:
     offenders = []
-    for path in sorted((REPO / "worker").rglob("*.py")):
+    for path in sorted((REPO / "hf_connector").rglob("*.py")):
         relative = path.relative_to(REPO).as_posix()
-        if relative == "worker/zeebe.py":
+        if relative == "hf_connector/zeebe.py":
             continue
         if found := _imported_top_level_modules(path) & {"pyzeebe", "grpc"}:
             offenders.append(f"{relative} imports {', '.join(sorted(found))}")

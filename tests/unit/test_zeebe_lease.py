@@ -13,12 +13,12 @@ import grpc
 import pytest
 from pyzeebe import create_insecure_channel
 
+from hf_connector.config import Settings
+from hf_connector.jobs import Complete, JobContext, JobHandler, Report
+from hf_connector.lease import LeaseLost
+from hf_connector.zeebe import _PatientAdapter, build_worker
 from tests.support.gateway_double import GatewayDouble
 from tests.unit.conftest import counted
-from worker.config import Settings
-from worker.jobs import Complete, JobContext, JobHandler, Report
-from worker.lease import LeaseLost
-from worker.zeebe import _PatientAdapter, build_worker
 
 
 def patient(gateway: GatewayDouble, lease_seconds: float) -> _PatientAdapter:

@@ -13,9 +13,9 @@ import grpc
 import pytest
 from pyzeebe import create_insecure_channel
 
+from hf_connector.zeebe import _PatientAdapter
 from tests.support.gateway_double import GatewayDouble
 from tests.unit.conftest import counted
-from worker.zeebe import _PatientAdapter
 
 TRANSIENT = [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED]
 GONE = [grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION]

@@ -11,7 +11,7 @@ from pyzeebe import Job
 from pyzeebe.task.task import Task
 from pyzeebe.task.task_config import TaskConfig
 
-from worker.zeebe import JobLimits, _BoundedPoller, _BoundedStreamer, _Slots
+from hf_connector.zeebe import JobLimits, _BoundedPoller, _BoundedStreamer, _Slots
 
 
 def job(key: int, job_type: str = "hugging-face") -> Job:

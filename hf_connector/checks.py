@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from worker.app import build_parts
-from worker.config import Settings
-from worker.jobs import Complete, JobContext
-from worker.secrets import Masker
-from worker.zeebe import TopologyProbe, create_channel, describe_zeebe_error
+from hf_connector.app import build_parts
+from hf_connector.config import Settings
+from hf_connector.jobs import Complete, JobContext
+from hf_connector.secrets import Masker
+from hf_connector.zeebe import TopologyProbe, create_channel, describe_zeebe_error
 
 _RESULT = "response"
 

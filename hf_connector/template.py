@@ -5,9 +5,9 @@ element template for Camunda Modeler: every annotated field becomes a property b
 (job variables) or `zeebe:taskHeader` (task headers). Fields limited to some operations get a `condition`
 on the operation dropdown, so a modeller only sees what the chosen operation uses.
 
-    python -m worker.template [DIR]         # writes DIR/hugging-face-connector.json (default element-templates)
-    python -m worker.template --check       # exit 1 if the committed file is stale
-    python -m worker.template --markdown    # the field reference table in docs/modelling.md
+    python -m hf_connector.template [DIR]         # writes DIR/hugging-face-connector.json (default element-templates)
+    python -m hf_connector.template --check       # exit 1 if the committed file is stale
+    python -m hf_connector.template --markdown    # the field reference table in docs/modelling.md
 
 Versioning policy: when fields change (added, removed, renamed, new binding, new condition or stricter
 constraint), bump `TEMPLATE_VERSION`. `write_template` then keeps the previous file as
@@ -33,8 +33,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from worker.config import Settings
-from worker.huggingface.contract import (
+from hf_connector.config import Settings
+from hf_connector.huggingface.contract import (
     GROUP_LABELS,
     BinaryResult,
     ChunkingStrategy,

@@ -51,12 +51,12 @@ from tenacity import (
     wait_random,
 )
 
-from worker import metrics
-from worker.config import Settings
-from worker.huggingface.contract import fetched_variable_names
-from worker.jobs import Complete, Fail, JobContext, JobHandler, Outcome, Report, ThrowBpmnError
-from worker.lease import Lease, LeaseLost
-from worker.logs import RepeatedWarnings
+from hf_connector import metrics
+from hf_connector.config import Settings
+from hf_connector.huggingface.contract import fetched_variable_names
+from hf_connector.jobs import Complete, Fail, JobContext, JobHandler, Outcome, Report, ThrowBpmnError
+from hf_connector.lease import Lease, LeaseLost
+from hf_connector.logs import RepeatedWarnings
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -16,7 +16,7 @@ from typing import Any
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from worker.huggingface.contract import JobVariables, ResponseFormat, ToolChoice
+from hf_connector.huggingface.contract import JobVariables, ResponseFormat, ToolChoice
 
 INVALID_JSON_ANSWER = "INVALID_JSON_ANSWER"
 # How much of a model's answer a failure message may quote: enough to recognise it, never a whole document.

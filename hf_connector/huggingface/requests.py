@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.http_core import HttpRequest, HttpResult
-from worker.huggingface.binary import BinaryInput, BinaryInputError, as_binary
-from worker.huggingface.chat import JsonAnswer, chat_extras, chat_fields, rejection_advice, requested_features
-from worker.huggingface.chunking import Chunk, chunk_texts
-from worker.huggingface.contract import ChunkingStrategy, JobVariables, Operation
+from hf_connector.http_core import HttpRequest, HttpResult
+from hf_connector.huggingface.binary import BinaryInput, BinaryInputError, as_binary
+from hf_connector.huggingface.chat import JsonAnswer, chat_extras, chat_fields, rejection_advice, requested_features
+from hf_connector.huggingface.chunking import Chunk, chunk_texts
+from hf_connector.huggingface.contract import ChunkingStrategy, JobVariables, Operation
 
 LEGACY_HOST = "api-inference.huggingface.co"
 # Not *.hf.space: Spaces are apps anyone can publish, so the worker's token must not go there.

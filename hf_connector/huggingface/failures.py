@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker.http_core import (
+from hf_connector.http_core import (
     DestinationNotAllowedError,
     HttpConnectionError,
     HttpError,
@@ -25,7 +25,7 @@ from worker.http_core import (
     ResponseTooLargeError,
     TooManyRedirectsError,
 )
-from worker.huggingface.chat import InvalidJsonAnswerError
+from hf_connector.huggingface.chat import InvalidJsonAnswerError
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _RATELIMIT_RESET = re.compile(r"\bt=(\d+(?:\.\d+)?)")

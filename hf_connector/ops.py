@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder
 
-from worker.metrics import REGISTRY
+from hf_connector.metrics import REGISTRY
 
 
 @dataclass

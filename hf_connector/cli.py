@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from worker.config import ConfigurationError, Settings, load_settings
+from hf_connector.config import ConfigurationError, Settings, load_settings
 
 
 def _settings() -> Settings:
@@ -34,7 +34,7 @@ def main(context: click.Context) -> None:
 @main.command()
 def run() -> None:
     """Run the worker until SIGTERM or Ctrl-C."""
-    from worker.app import run as run_worker
+    from hf_connector.app import run as run_worker
 
     settings = _settings()
     try:
@@ -43,7 +43,7 @@ def run() -> None:
         code = 130
     except Exception:
         # A bug of ours: one log record (masked, one JSON line in JSON mode), then exit 1 for a restart.
-        logging.getLogger("worker").critical("hf-connector crashed; exiting with code 1", exc_info=True)
+        logging.getLogger("hf_connector").critical("hf-connector crashed; exiting with code 1", exc_info=True)
         code = 1
     sys.exit(code)
 
@@ -52,7 +52,7 @@ def run() -> None:
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for each check.")
 def check(timeout: float) -> None:
     """Validate the configuration, reach Zeebe and the Hugging Face endpoint; exit 1 with reasons."""
-    from worker.checks import run_checks
+    from hf_connector.checks import run_checks
 
     settings = _settings()
     problems = asyncio.run(run_checks(settings, timeout))
@@ -69,7 +69,7 @@ def check(timeout: float) -> None:
 @click.option("--variable", "-v", "extra", multiple=True, help="Another input variable as NAME=JSON.")
 def call(model: str, input_json: str | None, operation: str, prompt: str | None, extra: tuple[str, ...]) -> None:
     """One inference without Zeebe; prints {status, headers, body} (or the failure) as JSON."""
-    from worker.checks import call_once
+    from hf_connector.checks import call_once
 
     variables: dict[str, Any] = {"model": model, "operation": operation}
     if input_json is not None:
@@ -97,6 +97,6 @@ def _json_arg(text: str, option: str) -> Any:
 @click.argument("directory", default="element-templates", type=click.Path(file_okay=False, path_type=Path))
 def template(directory: Path) -> None:
     """Write the element template (generated from the job contract) into DIRECTORY."""
-    from worker.template import write_template
+    from hf_connector.template import write_template
 
     click.echo(str(write_template(directory)))

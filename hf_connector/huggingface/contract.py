@@ -1,7 +1,7 @@
 """The job contract: the variables and headers a `hugging-face` task carries.
 
 These models are the single source of truth for two things: the worker validates every job with them,
-and the element template is generated from them (see `worker.template`). A field's `Ui` annotation is
+and the element template is generated from them (see `hf_connector.template`). A field's `Ui` annotation is
 what a modeller sees in Camunda Modeler; its pydantic constraints are what the worker enforces.
 """
 
@@ -17,7 +17,7 @@ from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from worker.durations import parse_iso_duration
+from hf_connector.durations import parse_iso_duration
 
 
 class Group(StrEnum):

@@ -9,18 +9,18 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from worker import metrics
-from worker.config import Settings
-from worker.destinations import DestinationGuard
-from worker.documents import ClientCredentials, DocumentClient, store_address
-from worker.http_core import HttpCore
-from worker.huggingface.ratelimit import RateLimiter
-from worker.huggingface.requests import HfDefaults
-from worker.jobs import SECRET_MISSING, Complete, Fail, JobContext, JobHandler, Report
-from worker.logs import configure_logging
-from worker.ops import Health, OpsServer
-from worker.secrets import Masker, SecretResolver, build_providers
-from worker.zeebe import (
+from hf_connector import metrics
+from hf_connector.config import Settings
+from hf_connector.destinations import DestinationGuard
+from hf_connector.documents import ClientCredentials, DocumentClient, store_address
+from hf_connector.http_core import HttpCore
+from hf_connector.huggingface.ratelimit import RateLimiter
+from hf_connector.huggingface.requests import HfDefaults
+from hf_connector.jobs import SECRET_MISSING, Complete, Fail, JobContext, JobHandler, Report
+from hf_connector.logs import configure_logging
+from hf_connector.ops import Health, OpsServer
+from hf_connector.secrets import Masker, SecretResolver, build_providers
+from hf_connector.zeebe import (
     BoundedWorker,
     TopologyProbe,
     build_worker,
@@ -29,7 +29,7 @@ from worker.zeebe import (
     limit_repeated_gateway_warnings,
 )
 
-logger = logging.getLogger("worker")
+logger = logging.getLogger("hf_connector")
 # Zeebe's topology is asked for every few seconds, each call bounded by a short timeout so that a
 # gateway that accepts connections but never answers cannot hold the monitor (or shutdown) up.
 _MONITOR_INTERVAL_SECONDS = 5.0

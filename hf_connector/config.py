@@ -18,8 +18,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AliasChoices, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from worker.http_core import tls_context
-from worker.http_proxy import ProxyConfigurationError, proxy_routes
+from hf_connector.http_core import tls_context
+from hf_connector.http_proxy import ProxyConfigurationError, proxy_routes
 
 DEFAULT_ROUTER = "https://router.huggingface.co"
 logger = logging.getLogger(__name__)

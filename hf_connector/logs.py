@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from worker.secrets import Masker
+from hf_connector.secrets import Masker
 
 # Context fields the job handler attaches with `extra=`; the JSON formatter lifts them to the top.
 CONTEXT_FIELDS = (

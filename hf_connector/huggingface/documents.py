@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from worker.documents import is_reference
-from worker.huggingface.binary import BinaryInput
-from worker.huggingface.contract import ChatMessage, JobVariables
+from hf_connector.documents import is_reference
+from hf_connector.huggingface.binary import BinaryInput
+from hf_connector.huggingface.contract import ChatMessage, JobVariables
 
 Fetch = Callable[[Mapping[str, Any]], Coroutine[Any, Any, BinaryInput]]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-]+")

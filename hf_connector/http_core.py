@@ -33,9 +33,9 @@ from aiohttp.http_exceptions import LineTooLong
 from multidict import CIMultiDict
 from yarl import URL
 
-from worker.destinations import BlockedDestinationError, DestinationGuard, GuardedResolver
-from worker.http_decoding import ACCEPT_ENCODING, Decoding, DecodingError
-from worker.http_proxy import Proxy, ProxyRoutes, proxy_routes
+from hf_connector.destinations import BlockedDestinationError, DestinationGuard, GuardedResolver
+from hf_connector.http_decoding import ACCEPT_ENCODING, Decoding, DecodingError
+from hf_connector.http_proxy import Proxy, ProxyRoutes, proxy_routes
 
 _TEXT_TYPES = ("text/", "application/xml", "application/x-www-form-urlencoded", "application/javascript")
 _MAX_REDIRECTS = 5

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from worker.documents import DocumentClient, DocumentError, parse_reference
-from worker.durations import parse_iso_duration
-from worker.expressions import (
+from hf_connector.documents import DocumentClient, DocumentError, parse_reference
+from hf_connector.durations import parse_iso_duration
+from hf_connector.expressions import (
     BpmnError,
     ExpressionError,
     IgnoreError,
@@ -27,20 +27,20 @@ from worker.expressions import (
     evaluate_error_expression,
     evaluate_result_expression,
 )
-from worker.http_core import HttpCore, HttpError, HttpResult
-from worker.huggingface.binary import BinaryInput
-from worker.huggingface.chat import InvalidJsonAnswerError
-from worker.huggingface.contract import BinaryResult, JobVariables, TaskHeaders
-from worker.huggingface.documents import binary_answer, file_name, with_documents
-from worker.huggingface.failures import (
+from hf_connector.http_core import HttpCore, HttpError, HttpResult
+from hf_connector.huggingface.binary import BinaryInput
+from hf_connector.huggingface.chat import InvalidJsonAnswerError
+from hf_connector.huggingface.contract import BinaryResult, JobVariables, TaskHeaders
+from hf_connector.huggingface.documents import binary_answer, file_name, with_documents
+from hf_connector.huggingface.failures import (
     CallFailure,
     failure_from_http_error,
     failure_from_invalid_answer,
     failure_from_response,
 )
-from worker.huggingface.ratelimit import RateLimiter
-from worker.huggingface.requests import HfCall, HfDefaults, InvalidInputError, build_call
-from worker.secrets import Masker, MissingSecretError, SecretResolver
+from hf_connector.huggingface.ratelimit import RateLimiter
+from hf_connector.huggingface.requests import HfCall, HfDefaults, InvalidInputError, build_call
+from hf_connector.secrets import Masker, MissingSecretError, SecretResolver
 
 logger = logging.getLogger(__name__)
 _OVERLOAD_CODES = frozenset({"429", "503"})

@@ -1,0 +1,3 @@
+from hf_connector.cli import main
+
+main()
