@@ -7,9 +7,12 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from devkit.processes import die_with_parent
 
 _ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
@@ -52,8 +55,18 @@ class EngineProcess:
             *self.extra_args,
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+        # An engine whose starter dies (a killed test session, a crashed `make run`) goes with it; the kernel
+        # ties that to the starting thread, so an engine restarted from another thread is left without it.
+        in_main_thread = threading.current_thread() is threading.main_thread()
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, cwd=_ROOT, env=env)
+            self._process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=_ROOT,
+                env=env,
+                preexec_fn=die_with_parent if in_main_thread else None,
+            )
         line = self._ready_line()
         fields = dict(part.split("=", 1) for part in line.split()[2:])
         self.address = fields["grpc"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -14,6 +16,7 @@ from pyzeebe.proto.gateway_pb2_grpc import GatewayStub
 from devkit.engine.process import EngineProcess
 from devkit.engine.server import EngineServer
 from tests.engine.conftest import activate, deploy_task
+from tests.support.waiting import wait_until
 
 
 async def test_incidents_jobs_and_instances_through_rest(
@@ -99,3 +102,22 @@ async def test_activated_jobs_keep_their_deadline_across_a_restart(tmp_path: Pat
         await channel.close()
     finally:
         engine.stop()
+
+
+def test_an_engine_goes_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    """A killed test session or `make run` leaves no engine behind holding its ports."""
+    starter = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; from pathlib import Path; from devkit.engine.process import EngineProcess; "
+            "print(EngineProcess.start(Path(sys.argv[1])).pid, flush=True); os.kill(os.getpid(), 9)",
+            str(tmp_path / "engine"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    engine_pid = int(starter.stdout.strip())
+    wait_until(lambda: not Path(f"/proc/{engine_pid}").exists(), 30, f"engine {engine_pid} to exit with its starter")
