@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import re
-import tomllib
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -39,10 +41,29 @@ def test_the_product_never_imports_devkit() -> None:
     assert offenders == []
 
 
-def test_devkit_is_not_in_the_wheel() -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert include == ["hf_connector*"], include
+def test_the_wheel_holds_the_product_only(tmp_path: Path) -> None:
+    """No devkit, tests or tooling in what `pip install` brings: only hf_connector/ and the metadata."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "hf_connector/zeebe.py" in names
+    outside = [n for n in names if not n.startswith("hf_connector/") and ".dist-info/" not in n]
+    assert outside == []
 
 
 def _variables_read(bpmn: Path) -> set[str]:
