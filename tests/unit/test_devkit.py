@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -42,24 +43,17 @@ def test_the_product_never_imports_devkit() -> None:
 
 
 def test_the_wheel_holds_the_product_only(tmp_path: Path) -> None:
-    """No devkit, tests or tooling in what `pip install` brings: only hf_connector/ and the metadata."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("*.whl")
+    """No devkit, tests or tooling in what `pip install` brings: only hf_connector/ and the metadata. The
+    wheel is built from a copy of the tree as git has it, so no stale build/ folder can hide a file."""
+    source, wheels = tmp_path / "source", tmp_path / "wheels"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)]
+    subprocess.run([*pip_wheel, str(source)], check=True, capture_output=True)
+    (wheel,) = wheels.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "hf_connector/zeebe.py" in names
     outside = [n for n in names if not n.startswith("hf_connector/") and ".dist-info/" not in n]
