@@ -142,7 +142,7 @@ class JobHandler:
         # The model is a metric label and a log field: a model id or endpoint URL kept as a secret is masked.
         model = self.masker.mask(call.model)
         status = result.status if result else None
-        if result is not None and failure is None and headers.binaryResult is BinaryResult.DOCUMENT:
+        if result is not None and failure is None and headers.binary_result is BinaryResult.DOCUMENT:
             try:
                 result = await self._store_binary(job, call.model, result)
             except DocumentError as exc:
@@ -166,8 +166,8 @@ class JobHandler:
         headers = _validated(TaskHeaders, raw_headers, "task header")
         variables = _validated(JobVariables, raw_variables, "input")
         for source, purpose in (
-            (headers.resultExpression, "result expression"),
-            (headers.errorExpression, "error expression"),
+            (headers.result_expression, "result expression"),
+            (headers.error_expression, "error expression"),
         ):
             if source:
                 try:
@@ -252,7 +252,7 @@ class JobHandler:
             except InvalidJsonAnswerError as exc:
                 failure = failure_from_invalid_answer(exc, self.masker.mask_data(result.as_variable()))
         assert failure is not None
-        if headers.errorExpression:
+        if headers.error_expression:
             try:
                 decided = self._apply_error_expression(job, headers, failure)
             except ExpressionError as exc:
@@ -264,18 +264,18 @@ class JobHandler:
     def _success(self, headers: TaskHeaders, result_variable: dict[str, Any]) -> Outcome:
         response = self.masker.mask_data(result_variable)
         variables: dict[str, Any] = {}
-        if headers.resultVariable:
-            variables[headers.resultVariable] = response
-        if headers.resultExpression:
+        if headers.result_variable:
+            variables[headers.result_variable] = response
+        if headers.result_expression:
             context = {"response": response, **response}
             try:
-                variables.update(evaluate_result_expression(headers.resultExpression, context))
+                variables.update(evaluate_result_expression(headers.result_expression, context))
             except ExpressionError as exc:
                 return Fail(str(exc), retries=0, code="EXPRESSION_ERROR")
         return Complete(variables)
 
     def _apply_error_expression(self, job: JobContext, headers: TaskHeaders, failure: CallFailure) -> Outcome | None:
-        assert headers.errorExpression
+        assert headers.error_expression
         context = {
             # Masked before the expression sees it: a transformed echo (upper, slices) would escape masking.
             "error": {
@@ -286,7 +286,7 @@ class JobHandler:
             "response": failure.response,
             "job": {"retries": job.retries, "key": job.key, "elementId": job.element_id},
         }
-        decision = evaluate_error_expression(headers.errorExpression, context)
+        decision = evaluate_error_expression(headers.error_expression, context)
         if isinstance(decision, BpmnError):
             return ThrowBpmnError(decision.code, decision.message, dict(decision.variables))
         if isinstance(decision, JobError):

@@ -44,6 +44,7 @@ from hf_connector.huggingface.contract import (
     TaskHeaders,
     ToolChoice,
     Ui,
+    modelled_name,
     ui_of,
 )
 
@@ -104,7 +105,7 @@ SECRET_HINT: Final = (
 )
 
 # Task headers the template writes itself (hidden), not from a `Ui` annotation.
-_TEMPLATE_HEADERS: Final = ("elementTemplateId", "elementTemplateVersion")
+_TEMPLATE_HEADERS: Final = ("element_template_id", "element_template_version")
 _OPERATION_PROPERTY_ID: Final = "operation"
 
 _ICON_SVG: Final = (
@@ -139,7 +140,7 @@ class _Field:
 def _annotated_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo, Ui]]:
     """Every `Ui`-annotated field of a model, descending into nested models (`authentication.token`)."""
     for name, info in model.model_fields.items():
-        binding_name = prefix + (info.alias or name)
+        binding_name = prefix + modelled_name(model, name)
         ui = ui_of(model, name)
         if ui is not None:
             yield binding_name, info, ui
@@ -154,7 +155,7 @@ def _contract_fields() -> list[_Field]:
     for name, info in TaskHeaders.model_fields.items():
         ui = ui_of(TaskHeaders, name)
         if ui is not None:
-            fields.append(_Field(info.alias or name, info, ui, header=True))
+            fields.append(_Field(modelled_name(TaskHeaders, name), info, ui, header=True))
         elif name not in _TEMPLATE_HEADERS:
             raise ValueError(f"TaskHeaders.{name} has no Ui annotation: add one so the element template shows it")
     return fields

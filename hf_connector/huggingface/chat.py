@@ -51,10 +51,10 @@ def chat_extras(job: JobVariables) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     if job.tools:
         extras["tools"] = [tool.model_dump(exclude_none=True) for tool in job.tools]
-        if job.toolChoice is not None:
-            extras["tool_choice"] = _tool_choice(job.toolChoice)
-    if job.responseFormat is not None:
-        extras["response_format"] = job.responseFormat.model_dump(by_alias=True, exclude_none=True)
+        if job.tool_choice is not None:
+            extras["tool_choice"] = _tool_choice(job.tool_choice)
+    if job.response_format is not None:
+        extras["response_format"] = job.response_format.model_dump(by_alias=True, exclude_none=True)
     return extras
 
 
@@ -67,7 +67,7 @@ def _tool_choice(choice: ToolChoice | str) -> str | dict[str, Any]:
 def requested_features(job: JobVariables) -> tuple[str, ...]:
     """The extras a provider may not support, named as they appear in the request body."""
     features = ("tools",) if job.tools else ()
-    return features + (("response_format",) if job.responseFormat is not None else ())
+    return features + (("response_format",) if job.response_format is not None else ())
 
 
 def rejection_advice(model: str, features: tuple[str, ...], status: int) -> str | None:

@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from hf_connector.durations import parse_iso_duration
 
@@ -101,9 +102,16 @@ DURATION_PATTERN = (
 )
 EXAMPLE_MODEL = "facebook/bart-large-cnn"
 
+# A modeller writes camelCase names (maxTokens), as every Camunda connector does; the worker reads them into
+# snake_case fields, whose names are OpenAI's and Hugging Face's, so a request body is a plain `model_dump`.
+# Validation errors are located by the name the job used, which is the modeller's.
+MODELLED_NAMES = ConfigDict(
+    extra="ignore", alias_generator=AliasGenerator(validation_alias=to_camel), populate_by_name=True
+)
+
 
 class Authentication(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = MODELLED_NAMES
 
     token: Annotated[
         str | None,
@@ -228,7 +236,7 @@ class ResponseFormat(BaseModel):
 class JobVariables(BaseModel):
     """Input variables of a `hugging-face` job (written by the template as `zeebe:input`)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = MODELLED_NAMES
 
     operation: Annotated[
         Operation,
@@ -293,7 +301,7 @@ class JobVariables(BaseModel):
         str | None,
         Ui("Prompt", Group.CHAT, "A single user message.", kind="Text", operations=(Operation.CHAT,)),
     ] = None
-    maxTokens: Annotated[
+    max_tokens: Annotated[
         int | None,
         Ui("Max tokens", Group.CHAT, "Upper bound of generated tokens.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=1)
@@ -301,15 +309,15 @@ class JobVariables(BaseModel):
         float | None,
         Ui("Temperature", Group.CHAT, "Sampling temperature, 0 to 2.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=0, le=2)
-    topP: Annotated[
+    top_p: Annotated[
         float | None,
         Ui("Top P", Group.CHAT, "Nucleus sampling probability, 0 to 1.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=0, le=1)
-    frequencyPenalty: Annotated[
+    frequency_penalty: Annotated[
         float | None,
         Ui("Frequency penalty", Group.CHAT, "-2 to 2.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=-2, le=2)
-    presencePenalty: Annotated[
+    presence_penalty: Annotated[
         float | None,
         Ui("Presence penalty", Group.CHAT, "-2 to 2.", kind="Number", operations=(Operation.CHAT,)),
     ] = Field(default=None, ge=-2, le=2)
@@ -337,7 +345,7 @@ class JobVariables(BaseModel):
             operations=(Operation.CHAT,),
         ),
     ] = None
-    toolChoice: Annotated[
+    tool_choice: Annotated[
         ToolChoice | str | None,
         Ui(
             "Tool choice",
@@ -350,7 +358,7 @@ class JobVariables(BaseModel):
             template_value=ToolChoice.AUTO.value,
         ),
     ] = None
-    responseFormat: Annotated[
+    response_format: Annotated[
         ResponseFormat | None,
         Ui(
             "Response format",
@@ -377,13 +385,13 @@ class JobVariables(BaseModel):
             operations=(Operation.EMBEDDINGS,),
         ),
     ] = None
-    promptName: Annotated[
+    prompt_name: Annotated[
         str | None,
         Ui(
             "Prompt name", Group.EMBEDDINGS, "The model's named prompt, e.g. query.", operations=(Operation.EMBEDDINGS,)
         ),
     ] = None
-    chunkingStrategy: Annotated[
+    chunking_strategy: Annotated[
         ChunkingStrategy,
         Ui(
             "Chunking",
@@ -394,7 +402,7 @@ class JobVariables(BaseModel):
             operations=(Operation.EMBEDDINGS,),
         ),
     ] = ChunkingStrategy.NONE
-    maxChunkSize: Annotated[
+    max_chunk_size: Annotated[
         int,
         Ui(
             "Max chunk size (words)",
@@ -404,7 +412,7 @@ class JobVariables(BaseModel):
             operations=(Operation.EMBEDDINGS,),
         ),
     ] = Field(default=250, ge=10, le=10_000)
-    chunkOverlap: Annotated[
+    chunk_overlap: Annotated[
         int,
         Ui(
             "Chunk overlap (words)",
@@ -414,7 +422,7 @@ class JobVariables(BaseModel):
             operations=(Operation.EMBEDDINGS,),
         ),
     ] = Field(default=100, ge=0)
-    sentenceOverlap: Annotated[
+    sentence_overlap: Annotated[
         int,
         Ui(
             "Sentence overlap",
@@ -435,11 +443,11 @@ class JobVariables(BaseModel):
             example="https://hf-gateway.example.com",
         ),
     ] = None
-    billTo: Annotated[
+    bill_to: Annotated[
         str | None,
         Ui("Bill to organisation", Group.ENDPOINT, "Sent as X-HF-Bill-To: bills an organisation you belong to."),
     ] = None
-    connectionTimeoutInSeconds: Annotated[
+    connection_timeout_in_seconds: Annotated[
         float,
         Ui(
             "Connection timeout (s)",
@@ -449,7 +457,7 @@ class JobVariables(BaseModel):
             pattern=(SECONDS_PATTERN, "Must be a number of seconds, a FEEL expression or a secret."),
         ),
     ] = Field(default=30, gt=0, le=3600)
-    readTimeoutInSeconds: Annotated[
+    read_timeout_in_seconds: Annotated[
         float | None,
         Ui(
             "Read timeout (s)",
@@ -477,7 +485,7 @@ class JobVariables(BaseModel):
             )
         return value
 
-    @field_validator("input", "tools", "responseFormat", mode="before")
+    @field_validator("input", "tools", "response_format", mode="before")
     @classmethod
     def _json_text_must_parse(cls, value: Any) -> Any:
         if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
@@ -487,7 +495,7 @@ class JobVariables(BaseModel):
                 raise ValueError(f"the value looks like JSON but does not parse: {exc}") from None
         return value
 
-    @field_validator("toolChoice", mode="before")
+    @field_validator("tool_choice", mode="before")
     @classmethod
     def _tool_choice_is_a_mode_or_a_name(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -517,7 +525,7 @@ class JobVariables(BaseModel):
 
     def _tool_choice_fits_the_tools(self) -> None:
         names = [tool.function.name for tool in self.tools or ()]
-        choice = self.toolChoice
+        choice = self.tool_choice
         if choice is None or choice in (ToolChoice.AUTO, ToolChoice.NONE):
             return  # without tools there is nothing to choose, and the template writes auto for every chat
         if not names:
@@ -529,9 +537,9 @@ class JobVariables(BaseModel):
 class TaskHeaders(BaseModel):
     """Task headers of a `hugging-face` job (written by the template as `zeebe:taskHeader`)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = MODELLED_NAMES
 
-    resultVariable: Annotated[
+    result_variable: Annotated[
         str | None,
         Ui(
             "Result variable",
@@ -541,7 +549,7 @@ class TaskHeaders(BaseModel):
             example="myHuggingFaceResponse",
         ),
     ] = None
-    resultExpression: Annotated[
+    result_expression: Annotated[
         str | None,
         Ui(
             "Result expression (Jinja2)",
@@ -553,7 +561,7 @@ class TaskHeaders(BaseModel):
             example='{"summary": body[0].summary_text}',
         ),
     ] = None
-    errorExpression: Annotated[
+    error_expression: Annotated[
         str | None,
         Ui(
             "Error expression (Jinja2)",
@@ -565,7 +573,7 @@ class TaskHeaders(BaseModel):
             example='bpmnError("MODEL_NOT_FOUND", error.message) if error.code == "404"',
         ),
     ] = None
-    binaryResult: Annotated[
+    binary_result: Annotated[
         BinaryResult,
         Ui(
             "Binary result",
@@ -579,7 +587,7 @@ class TaskHeaders(BaseModel):
             template_value=BinaryResult.DOCUMENT.value,
         ),
     ] = BinaryResult.INLINE
-    retryBackoff: Annotated[
+    retry_backoff: Annotated[
         str | None,
         Ui(
             "Retry backoff",
@@ -590,10 +598,10 @@ class TaskHeaders(BaseModel):
             pattern=(DURATION_PATTERN, "Must be an ISO-8601 duration such as PT30S"),
         ),
     ] = None
-    elementTemplateId: str | None = None
-    elementTemplateVersion: str | None = None
+    element_template_id: str | None = None
+    element_template_version: str | None = None
 
-    @field_validator("retryBackoff")
+    @field_validator("retry_backoff")
     @classmethod
     def _backoff_is_a_duration(cls, value: str | None) -> str | None:
         if value:
@@ -602,7 +610,7 @@ class TaskHeaders(BaseModel):
 
     @property
     def retry_backoff_seconds(self) -> float | None:
-        return parse_iso_duration(self.retryBackoff) if self.retryBackoff else None
+        return parse_iso_duration(self.retry_backoff) if self.retry_backoff else None
 
 
 def ui_of(model: type[BaseModel], field_name: str) -> Ui | None:
@@ -613,6 +621,12 @@ def ui_of(model: type[BaseModel], field_name: str) -> Ui | None:
     return None
 
 
+def modelled_name(model: type[BaseModel], field_name: str) -> str:
+    """The name a process uses for a field: its validation alias (`maxTokens` for `max_tokens`)."""
+    alias = model.model_fields[field_name].validation_alias
+    return alias if isinstance(alias, str) else field_name
+
+
 def fetched_variable_names() -> list[str]:
     """Variables the worker asks Zeebe for: only the contract's, so large process state stays put."""
-    return [field.alias or name for name, field in JobVariables.model_fields.items()]
+    return [modelled_name(JobVariables, name) for name in JobVariables.model_fields]

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from hf_connector.http_core import HttpRequest, HttpResult
@@ -30,15 +30,17 @@ _ACCEPT_BY_TASK = {
     "text-to-speech": "audio/flac",
     "text-to-audio": "audio/flac",
 }
-_CHAT_PARAMETERS = {
-    "maxTokens": "max_tokens",
-    "temperature": "temperature",
-    "topP": "top_p",
-    "frequencyPenalty": "frequency_penalty",
-    "presencePenalty": "presence_penalty",
-    "stop": "stop",
-    "seed": "seed",
+# Contract fields named as OpenAI's chat completion and the embedding route name them, sent as they are.
+_SAMPLING_PARAMETERS: Final = {
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "stop",
+    "seed",
 }
+_EMBEDDING_PARAMETERS: Final = {"normalize", "truncate", "prompt_name"}
 
 
 class InvalidInputError(ValueError):
@@ -95,12 +97,12 @@ def build_call(job: JobVariables, defaults: HfDefaults) -> HfCall:
     else:
         url, body, headers = _inference(job, defaults)
     headers.update(_auth_headers(job, defaults, url))
-    if job.billTo:
-        headers["x-hf-bill-to"] = job.billTo
+    if job.bill_to:
+        headers["x-hf-bill-to"] = job.bill_to
     request = _request(url, body, headers, job, defaults)
     if job.operation is not Operation.CHAT:
         return HfCall(job.operation, job.model, request, tuple(chunks))
-    return HfCall(job.operation, job.model, request, (), JsonAnswer.of(job.responseFormat), requested_features(job))
+    return HfCall(job.operation, job.model, request, (), JsonAnswer.of(job.response_format), requested_features(job))
 
 
 def is_hugging_face_host(url: str, router_url: str) -> bool:
@@ -205,10 +207,7 @@ def _chat_body(job: JobVariables) -> dict[str, Any]:
         else [{"role": "user", "content": job.prompt}]
     )
     body: dict[str, Any] = {"model": _chat_model(job.model), "messages": messages}
-    for field_name, wire_name in _CHAT_PARAMETERS.items():
-        value = getattr(job, field_name)
-        if value is not None:
-            body[wire_name] = value
+    body.update(job.model_dump(include=_SAMPLING_PARAMETERS, exclude_none=True))
     body.update(chat_extras(job))
     body["stream"] = False
     return body
@@ -224,14 +223,13 @@ def _embeddings_body(job: JobVariables) -> tuple[dict[str, Any], list[Chunk]]:
     texts = _texts(job.input)
     chunks: list[Chunk] = []
     inputs: str | list[str] = job.input if isinstance(job.input, str) else texts
-    if job.chunkingStrategy is not ChunkingStrategy.NONE:
-        chunks = chunk_texts(texts, job.chunkingStrategy.value, job.maxChunkSize, job.chunkOverlap, job.sentenceOverlap)
+    if job.chunking_strategy is not ChunkingStrategy.NONE:
+        chunks = chunk_texts(
+            texts, job.chunking_strategy.value, job.max_chunk_size, job.chunk_overlap, job.sentence_overlap
+        )
         inputs = [chunk.text for chunk in chunks]
     # Embedding parameters sit at the JSON root, not under `parameters` (the route is strict).
-    body: dict[str, Any] = {"inputs": inputs}
-    for key, value in (("normalize", job.normalize), ("truncate", job.truncate), ("prompt_name", job.promptName)):
-        if value is not None:
-            body[key] = value
+    body: dict[str, Any] = {"inputs": inputs, **job.model_dump(include=_EMBEDDING_PARAMETERS, exclude_none=True)}
     return body, chunks
 
 
@@ -267,8 +265,8 @@ def _request(url: str, body: Any, headers: dict[str, str], job: JobVariables, de
         url=url,
         headers={"content-type": content_type, **headers},
         content=content,
-        connect_timeout=job.connectionTimeoutInSeconds,
-        read_timeout=job.readTimeoutInSeconds or defaults.read_timeout,
+        connect_timeout=job.connection_timeout_in_seconds,
+        read_timeout=job.read_timeout_in_seconds or defaults.read_timeout,
     )
 
 

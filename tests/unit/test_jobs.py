@@ -297,6 +297,16 @@ async def test_an_invalid_header_is_named(hf: Harness) -> None:
     assert "PT30S" in report.outcome.message
 
 
+async def test_an_invalid_variable_is_named_as_the_modeller_wrote_it(hf: Harness) -> None:
+    report = await hf.run(_summarize(readTimeoutInSeconds=0, maxChunkSize=5))
+    assert isinstance(report.outcome, Fail)
+    assert report.outcome.retries == 0
+    assert "readTimeoutInSeconds: Input should be greater than 0" in report.outcome.message
+    assert "maxChunkSize: Input should be greater than or equal to 10" in report.outcome.message
+    assert "read_timeout" not in report.outcome.message
+    assert hf.requests == []
+
+
 async def test_a_broken_expression_fails_before_any_call(hf: Harness) -> None:
     report = await hf.run(_summarize(), {"resultExpression": '{"summary": body[0].}'})
     assert isinstance(report.outcome, Fail)

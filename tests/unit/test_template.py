@@ -23,6 +23,7 @@ from hf_connector.huggingface.contract import (
     Operation,
     TaskHeaders,
     fetched_variable_names,
+    modelled_name,
     ui_of,
 )
 from hf_connector.template import (
@@ -298,27 +299,35 @@ def test_task_type_is_hidden(by_binding: dict[str, dict[str, Any]]) -> None:
 
 
 def test_every_contract_field_is_in_the_template(by_binding: dict[str, dict[str, Any]]) -> None:
-    for name, info in JobVariables.model_fields.items():
+    for name in JobVariables.model_fields:
         if name == "authentication":
             continue
-        assert f"input:{info.alias or name}" in by_binding, f"JobVariables.{name} missing from the template"
+        assert f"input:{modelled_name(JobVariables, name)}" in by_binding, (
+            f"JobVariables.{name} missing from the template"
+        )
     for name in Authentication.model_fields:
         assert f"input:authentication.{name}" in by_binding, f"Authentication.{name} missing from the template"
-    for name, info in TaskHeaders.model_fields.items():
-        assert f"header:{info.alias or name}" in by_binding, f"TaskHeaders.{name} missing from the template"
+    for name in TaskHeaders.model_fields:
+        assert f"header:{modelled_name(TaskHeaders, name)}" in by_binding, (
+            f"TaskHeaders.{name} missing from the template"
+        )
     # and nothing the worker would not read
     inputs = {key.removeprefix("input:").split(".")[0] for key in by_binding if key.startswith("input:")}
     assert inputs == set(fetched_variable_names())
     headers = {key.removeprefix("header:") for key in by_binding if key.startswith("header:")}
-    assert headers == set(TaskHeaders.model_fields)
+    assert headers == {modelled_name(TaskHeaders, name) for name in TaskHeaders.model_fields}
 
 
 def test_fields_follow_their_ui_annotation(by_binding: dict[str, dict[str, Any]]) -> None:
     annotated = [
-        (f"input:{name}", JobVariables, name) for name in JobVariables.model_fields if name != "authentication"
+        (f"input:{modelled_name(JobVariables, name)}", JobVariables, name)
+        for name in JobVariables.model_fields
+        if name != "authentication"
     ]
     annotated += [(f"input:authentication.{name}", Authentication, name) for name in Authentication.model_fields]
-    annotated += [(f"header:{name}", TaskHeaders, name) for name in TaskHeaders.model_fields]
+    annotated += [
+        (f"header:{modelled_name(TaskHeaders, name)}", TaskHeaders, name) for name in TaskHeaders.model_fields
+    ]
     for key, model, name in annotated:
         ui = ui_of(model, name)
         if ui is None:
