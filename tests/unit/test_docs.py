@@ -87,3 +87,13 @@ def test_the_link_check_notices_a_missing_file_and_a_missing_heading(tmp_path: P
         "nowhere.md (no such file)",
         "other.md#no-such-heading (no such heading)",
     ]
+
+
+def test_every_product_module_is_described_in_the_developers_guide() -> None:
+    guide = (REPO / "docs" / "development.md").read_text(encoding="utf-8")
+    undescribed = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "hf_connector").rglob("*.py"))
+        if path.stem not in {"__init__", "__main__"} and f"`{path.stem}`" not in guide
+    ]
+    assert not undescribed, f"docs/development.md does not describe {undescribed}"
