@@ -1,4 +1,4 @@
-"""Worker configuration, read from the environment (and an optional `.env` file) with pydantic-settings.
+"""Worker configuration, read from the environment with pydantic-settings (no `.env` file is read implicitly).
 
 Standard names are kept where users already know them (`ZEEBE_ADDRESS`, `HF_TOKEN`, `CAMUNDA_CLIENT_ID`,
 the legacy `ZEEBE_CLIENT_ID`, ...); everything specific to this connector starts with `HF_CONNECTOR_`.
