@@ -1,4 +1,4 @@
-"""Worker configuration, read from the environment (and an optional `.env` file) with pydantic-settings.
+"""Worker configuration, read from the environment with pydantic-settings (no `.env` file is read implicitly).
 
 Standard names are kept where users already know them (`ZEEBE_ADDRESS`, `HF_TOKEN`, `CAMUNDA_CLIENT_ID`,
 the legacy `ZEEBE_CLIENT_ID`, ...); everything specific to this connector starts with `HF_CONNECTOR_`.
@@ -35,26 +35,63 @@ class Settings(BaseSettings):
     )
 
     # --- Zeebe connection -------------------------------------------------------------------------
-    zeebe_address: str | None = Field(default=None, validation_alias=_env("ZEEBE_ADDRESS", "ZEEBE_GATEWAY_ADDRESS"))
-    zeebe_tls: bool = Field(default=False, validation_alias=_env("HF_CONNECTOR_ZEEBE_TLS", "ZEEBE_TLS"))
-    zeebe_ca_certificate: Path | None = Field(
-        default=None, validation_alias=_env("ZEEBE_CA_CERTIFICATE_PATH", "ZEEBE_CERTIFICATE_PATH")
+    zeebe_address: str | None = Field(
+        default=None,
+        description="Zeebe gateway, `host:port`; unset: `localhost:26500`, or the Camunda SaaS cluster's address",
+        validation_alias=_env("ZEEBE_ADDRESS", "ZEEBE_GATEWAY_ADDRESS"),
     )
-    camunda_client_id: str | None = Field(default=None, validation_alias=_env("CAMUNDA_CLIENT_ID", "ZEEBE_CLIENT_ID"))
+    zeebe_tls: bool = Field(
+        default=False,
+        description="TLS to the gateway, trusting the system's CA certificates",
+        validation_alias=_env("HF_CONNECTOR_ZEEBE_TLS", "ZEEBE_TLS"),
+    )
+    zeebe_ca_certificate: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) for TLS to the gateway; turns TLS on",
+        validation_alias=_env("ZEEBE_CA_CERTIFICATE_PATH", "ZEEBE_CERTIFICATE_PATH"),
+    )
+    camunda_client_id: str | None = Field(
+        default=None,
+        description="OAuth client id; set together with `CAMUNDA_CLIENT_SECRET`",
+        validation_alias=_env("CAMUNDA_CLIENT_ID", "ZEEBE_CLIENT_ID"),
+    )
     camunda_client_secret: SecretStr | None = Field(
-        default=None, validation_alias=_env("CAMUNDA_CLIENT_SECRET", "ZEEBE_CLIENT_SECRET")
+        default=None,
+        description="OAuth client secret",
+        validation_alias=_env("CAMUNDA_CLIENT_SECRET", "ZEEBE_CLIENT_SECRET"),
     )
     camunda_oauth_url: str | None = Field(
-        default=None, validation_alias=_env("CAMUNDA_OAUTH_URL", "ZEEBE_AUTHORIZATION_SERVER_URL")
+        default=None,
+        description="OAuth token URL; unset with a cluster id: Camunda SaaS's",
+        validation_alias=_env("CAMUNDA_OAUTH_URL", "ZEEBE_AUTHORIZATION_SERVER_URL"),
     )
     camunda_token_audience: str | None = Field(
-        default=None, validation_alias=_env("CAMUNDA_TOKEN_AUDIENCE", "ZEEBE_TOKEN_AUDIENCE")
+        default=None,
+        description="OAuth audience; unset: `zeebe-api`, for Camunda SaaS `zeebe.camunda.io`",
+        validation_alias=_env("CAMUNDA_TOKEN_AUDIENCE", "ZEEBE_TOKEN_AUDIENCE"),
     )
-    camunda_cluster_id: str | None = Field(default=None, validation_alias=_env("CAMUNDA_CLUSTER_ID"))
-    camunda_cluster_region: str = Field(default="bru-2", min_length=1, validation_alias=_env("CAMUNDA_CLUSTER_REGION"))
+    camunda_cluster_id: str | None = Field(
+        default=None,
+        description=(
+            "Camunda SaaS cluster id: with client credentials the worker connects to SaaS, also when `ZEEBE_ADDRESS` "
+            "is set"
+        ),
+        validation_alias=_env("CAMUNDA_CLUSTER_ID"),
+    )
+    camunda_cluster_region: str = Field(
+        default="bru-2",
+        min_length=1,
+        description="Camunda SaaS region",
+        validation_alias=_env("CAMUNDA_CLUSTER_REGION"),
+    )
     # The Orchestration Cluster REST API, for documents; unset (and not SaaS), documents are off.
     camunda_rest_address: str | None = Field(
-        default=None, validation_alias=_env("CAMUNDA_REST_ADDRESS", "ZEEBE_REST_ADDRESS")
+        default=None,
+        description=(
+            "Orchestration Cluster REST API for documents (`/v2` is added when missing); unset: documents are off, "
+            "except on SaaS, where it is `https://<region>.zeebe.camunda.io/<cluster id>`"
+        ),
+        validation_alias=_env("CAMUNDA_REST_ADDRESS", "ZEEBE_REST_ADDRESS"),
     )
 
     # Defaults that depend on the kind of connection, so no single field default can hold them.
@@ -64,65 +101,194 @@ class Settings(BaseSettings):
     SAAS_AUDIENCE: ClassVar[str] = "zeebe.camunda.io"
 
     # --- Worker tuning -----------------------------------------------------------------------------
-    job_type: str = Field(default="hugging-face", min_length=1, validation_alias=_env("HF_CONNECTOR_JOB_TYPE"))
-    worker_name: str = Field(default="hf-connector", validation_alias=_env("HF_CONNECTOR_WORKER_NAME"))
-    max_jobs: int = Field(default=32, ge=1, le=1000, validation_alias=_env("HF_CONNECTOR_MAX_JOBS"))
+    job_type: str = Field(
+        default="hugging-face",
+        min_length=1,
+        description="job type the worker subscribes to",
+        validation_alias=_env("HF_CONNECTOR_JOB_TYPE"),
+    )
+    worker_name: str = Field(
+        default="hf-connector",
+        description="worker name reported to Zeebe",
+        validation_alias=_env("HF_CONNECTOR_WORKER_NAME"),
+    )
+    max_jobs: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description=(
+            "jobs handled at once (Hugging Face calls in flight); a worker kept at this bound costs more CPU per job "
+            "([sizing](operations.md#job-activation))"
+        ),
+        validation_alias=_env("HF_CONNECTOR_MAX_JOBS"),
+    )
     max_jobs_active: int | None = Field(
-        default=None, ge=1, le=2000, validation_alias=_env("HF_CONNECTOR_MAX_JOBS_ACTIVE")
+        default=None,
+        ge=1,
+        le=2000,
+        description=(
+            "jobs activated and held at once, those beyond `HF_CONNECTOR_MAX_JOBS` waiting for a free slot; unset: "
+            "twice `HF_CONNECTOR_MAX_JOBS`"
+        ),
+        validation_alias=_env("HF_CONNECTOR_MAX_JOBS_ACTIVE"),
     )
     # A lease: renewed every third of it while a call runs, so it bounds how long a crashed worker's jobs
     # stay locked, not how long a call may take.
-    job_timeout_seconds: float = Field(default=60, ge=5, validation_alias=_env("HF_CONNECTOR_JOB_TIMEOUT_SECONDS"))
-    stream_enabled: bool = Field(default=False, validation_alias=_env("HF_CONNECTOR_STREAM_ENABLED"))
-    shutdown_grace_seconds: float = Field(
-        default=30, ge=0, validation_alias=_env("HF_CONNECTOR_SHUTDOWN_GRACE_SECONDS")
+    job_timeout_seconds: float = Field(
+        default=60,
+        ge=5,
+        description=(
+            "job timeout: a lease extended every third of it while a call runs, so a crashed worker's jobs return "
+            "within it ([leases](operations.md#at-least-once-delivery-and-leases))"
+        ),
+        validation_alias=_env("HF_CONNECTOR_JOB_TIMEOUT_SECONDS"),
     )
-    max_message_chars: int = Field(default=6000, ge=200, validation_alias=_env("HF_CONNECTOR_MAX_MESSAGE_CHARS"))
+    stream_enabled: bool = Field(
+        default=False,
+        description="job streaming (Zeebe 8.4+) beside long polling ([when it pays](operations.md#job-activation))",
+        validation_alias=_env("HF_CONNECTOR_STREAM_ENABLED"),
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="on SIGTERM, how long jobs in flight may finish",
+        validation_alias=_env("HF_CONNECTOR_SHUTDOWN_GRACE_SECONDS"),
+    )
+    max_message_chars: int = Field(
+        default=6000,
+        ge=200,
+        description="cap on incident and error messages",
+        validation_alias=_env("HF_CONNECTOR_MAX_MESSAGE_CHARS"),
+    )
 
     # --- Hugging Face ------------------------------------------------------------------------------
-    hf_inference_endpoint: str = Field(default=DEFAULT_ROUTER, validation_alias=_env("HF_INFERENCE_ENDPOINT"))
-    hf_token: SecretStr | None = Field(default=None, validation_alias=_env("HF_TOKEN"))
+    hf_inference_endpoint: str = Field(
+        default=DEFAULT_ROUTER,
+        description="base URL of the Hugging Face router",
+        validation_alias=_env("HF_INFERENCE_ENDPOINT"),
+    )
+    hf_token: SecretStr | None = Field(
+        default=None,
+        description="default API key for tasks that give none; only ever sent to Hugging Face hosts",
+        validation_alias=_env("HF_TOKEN"),
+    )
     default_read_timeout_seconds: float = Field(
-        default=120, gt=0, le=3600, validation_alias=_env("HF_CONNECTOR_READ_TIMEOUT_SECONDS")
+        default=120,
+        gt=0,
+        le=3600,
+        description="read timeout when a task sets none",
+        validation_alias=_env("HF_CONNECTOR_READ_TIMEOUT_SECONDS"),
     )
     max_response_bytes: int = Field(
-        default=2 * 1024 * 1024, ge=1024, validation_alias=_env("HF_CONNECTOR_MAX_RESPONSE_BYTES")
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="largest answer accepted (binary answers kept inline are base64 in the variable)",
+        validation_alias=_env("HF_CONNECTOR_MAX_RESPONSE_BYTES"),
     )
     max_input_bytes: int = Field(
-        default=2 * 1024 * 1024, ge=1024, validation_alias=_env("HF_CONNECTOR_MAX_INPUT_BYTES")
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="largest request body or downloaded document accepted",
+        validation_alias=_env("HF_CONNECTOR_MAX_INPUT_BYTES"),
     )
-    requests_per_minute: int = Field(default=3000, ge=0, validation_alias=_env("HF_CONNECTOR_REQUESTS_PER_MINUTE"))
+    requests_per_minute: int = Field(
+        default=3000,
+        ge=0,
+        description="rate limit per endpoint host, applied inside the worker (0: off)",
+        validation_alias=_env("HF_CONNECTOR_REQUESTS_PER_MINUTE"),
+    )
     overload_backoff_seconds: float = Field(
-        default=10, ge=0, validation_alias=_env("HF_CONNECTOR_OVERLOAD_BACKOFF_SECONDS")
+        default=10,
+        ge=0,
+        description="backoff after a 429 or 503 that gives no `Retry-After` or `estimated_time`",
+        validation_alias=_env("HF_CONNECTOR_OVERLOAD_BACKOFF_SECONDS"),
     )
     max_retry_after_seconds: float = Field(
-        default=300, ge=0, validation_alias=_env("HF_CONNECTOR_MAX_RETRY_AFTER_SECONDS")
+        default=300,
+        ge=0,
+        description="cap on a server's `Retry-After` or `estimated_time`",
+        validation_alias=_env("HF_CONNECTOR_MAX_RETRY_AFTER_SECONDS"),
     )
 
     # --- Outbound requests -------------------------------------------------------------------------
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=_env("HF_CONNECTOR_ALLOWED_HOSTS")
+        default_factory=list,
+        description=(
+            "host patterns the worker may call, comma-separated or a JSON list, e.g. "
+            "`*.huggingface.co,*.huggingface.cloud`; unset: all but the blocked"
+        ),
+        validation_alias=_env("HF_CONNECTOR_ALLOWED_HOSTS"),
     )
     blocked_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=_env("HF_CONNECTOR_BLOCKED_HOSTS")
+        default_factory=list,
+        description=(
+            "host or address patterns never called, comma-separated or a JSON list; link-local and cloud metadata "
+            "addresses are blocked always ([the guard](operations.md#outbound-http-proxies-and-the-ssrf-guard))"
+        ),
+        validation_alias=_env("HF_CONNECTOR_BLOCKED_HOSTS"),
     )
-    follow_redirects: bool = Field(default=False, validation_alias=_env("HF_CONNECTOR_FOLLOW_REDIRECTS"))
-    ca_bundle: FilePath | None = Field(default=None, validation_alias=_env("HF_CONNECTOR_CA_BUNDLE"))
+    follow_redirects: bool = Field(
+        default=False,
+        description=(
+            "follow redirects as browsers do: at most 5 hops, each checked against the host rules, credentials "
+            "dropped on a hop to another origin"
+        ),
+        validation_alias=_env("HF_CONNECTOR_FOLLOW_REDIRECTS"),
+    )
+    ca_bundle: FilePath | None = Field(
+        default=None,
+        description=(
+            "PEM file of CA certificates trusted for HTTPS calls; unset: the system store (`SSL_CERT_FILE` / "
+            "`SSL_CERT_DIR` as usual)"
+        ),
+        validation_alias=_env("HF_CONNECTOR_CA_BUNDLE"),
+    )
 
     # --- Secrets -----------------------------------------------------------------------------------
-    secret_env_prefix: str = Field(default="SECRET_", validation_alias=_env("HF_CONNECTOR_SECRET_ENV_PREFIX"))
-    secrets_dir: Path | None = Field(default=Path("/run/secrets"), validation_alias=_env("HF_CONNECTOR_SECRETS_DIR"))
-    secrets_dotenv: Path | None = Field(default=None, validation_alias=_env("HF_CONNECTOR_SECRETS_DOTENV"))
+    secret_env_prefix: str = Field(
+        default="SECRET_",
+        description="`{{secrets.X}}` reads the environment variable `SECRET_X` (this prefix + `X`)",
+        validation_alias=_env("HF_CONNECTOR_SECRET_ENV_PREFIX"),
+    )
+    secrets_dir: Path | None = Field(
+        default=Path("/run/secrets"),
+        description="`{{secrets.X}}` reads the file `X` in this directory (Docker and Kubernetes secrets)",
+        validation_alias=_env("HF_CONNECTOR_SECRETS_DIR"),
+    )
+    secrets_dotenv: Path | None = Field(
+        default=None,
+        description="a dotenv file of secrets (`X=value`)",
+        validation_alias=_env("HF_CONNECTOR_SECRETS_DOTENV"),
+    )
 
     # --- Operations --------------------------------------------------------------------------------
-    http_host: str = Field(default="0.0.0.0", validation_alias=_env("HF_CONNECTOR_HTTP_HOST"))
-    http_port: int = Field(default=8081, ge=0, le=65535, validation_alias=_env("HF_CONNECTOR_HTTP_PORT"))
-    log_format: Literal["text", "json"] = Field(default="text", validation_alias=_env("HF_CONNECTOR_LOG_FORMAT"))
+    http_host: str = Field(
+        default="0.0.0.0",
+        description="address of the health and metrics server",
+        validation_alias=_env("HF_CONNECTOR_HTTP_HOST"),
+    )
+    http_port: int = Field(
+        default=8081,
+        ge=0,
+        le=65535,
+        description="port of `/health/live`, `/health/ready` and `/metrics`",
+        validation_alias=_env("HF_CONNECTOR_HTTP_PORT"),
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text` or `json` (one object per line)",
+        validation_alias=_env("HF_CONNECTOR_LOG_FORMAT"),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", validation_alias=_env("HF_CONNECTOR_LOG_LEVEL", "LOG_LEVEL")
+        default="INFO",
+        description="`DEBUG`, `INFO`, `WARNING` or `ERROR`",
+        validation_alias=_env("HF_CONNECTOR_LOG_LEVEL", "LOG_LEVEL"),
     )
     liveness_grace_seconds: float = Field(
-        default=300, gt=0, validation_alias=_env("HF_CONNECTOR_LIVENESS_GRACE_SECONDS")
+        default=300,
+        gt=0,
+        description="liveness fails after Zeebe has been unreachable this long",
+        validation_alias=_env("HF_CONNECTOR_LIVENESS_GRACE_SECONDS"),
     )
 
     @field_validator("allowed_hosts", "blocked_hosts", mode="before")
