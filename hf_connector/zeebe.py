@@ -364,7 +364,7 @@ class BoundedWorker(ZeebeWorker):
         **kwargs: Any,
     ) -> None:
         # -1: retry the gateway forever; pyzeebe never resets its retry counter, so a finite limit would
-        # eventually stop the pollers for good after enough broker restarts (REFERENCE.md section 3).
+        # eventually stop the pollers for good after enough engine restarts.
         super().__init__(channel, max_connection_retries=max_connection_retries, **kwargs)
         self.adapter = _PatientAdapter(channel, max_connection_retries, lease_seconds)
         self.zeebe_adapter = self.adapter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,17 @@ def test_every_product_module_is_described_in_the_developers_guide() -> None:
         if path.stem not in {"__init__", "__main__"} and f"`{path.stem}`" not in guide
     ]
     assert not undescribed, f"docs/development.md does not describe {undescribed}"
+
+
+def test_nothing_cites_a_file_outside_the_repository() -> None:
+    """A clone is all a reader has: code and docs state facts instead of pointing at notes elsewhere."""
+    outside = re.compile(r"REFERENCE\.md|/work/|shared/hooks")
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    citing = [
+        name
+        for name in tracked.split()
+        if name.endswith((".py", ".md", ".toml", ".mjs", ".yml", "Makefile", "Dockerfile"))
+        and name != "tests/unit/test_docs.py"
+        and outside.search((REPO / name).read_text(encoding="utf-8", errors="replace"))
+    ]
+    assert citing == []
