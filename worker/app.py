@@ -52,6 +52,7 @@ def build_parts(settings: Settings) -> Parts:
         guard=DestinationGuard(settings.allowed_hosts, settings.blocked_hosts),
         follow_redirects=settings.follow_redirects,
         max_connections=max(settings.max_jobs, 10),
+        ca_bundle=settings.ca_bundle,
     )
     defaults = HfDefaults(
         router_url=settings.router_url,

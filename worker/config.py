@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worker.http_core import tls_context
+from worker.http_proxy import ProxyConfigurationError, proxy_routes
 
 DEFAULT_ROUTER = "https://router.huggingface.co"
 logger = logging.getLogger(__name__)
@@ -90,6 +94,7 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("HF_CONNECTOR_BLOCKED_HOSTS")
     )
     follow_redirects: bool = Field(default=False, validation_alias=_env("HF_CONNECTOR_FOLLOW_REDIRECTS"))
+    ca_bundle: FilePath | None = Field(default=None, validation_alias=_env("HF_CONNECTOR_CA_BUNDLE"))
 
     # --- Secrets -----------------------------------------------------------------------------------
     secret_env_prefix: str = Field(default="SECRET_", validation_alias=_env("HF_CONNECTOR_SECRET_ENV_PREFIX"))
@@ -155,8 +160,16 @@ class ConfigurationError(Exception):
 def load_settings() -> Settings:
     try:
         settings = Settings()
+        proxy_routes(os.environ)
+        tls_context(settings.ca_bundle)
     except ValidationError as exc:
         raise ConfigurationError(describe_settings_errors(exc)) from None
+    except ProxyConfigurationError as exc:
+        raise ConfigurationError(f"Invalid configuration:\n- {exc}") from None
+    except ssl.SSLError as exc:
+        raise ConfigurationError(
+            f"Invalid configuration:\n- HF_CONNECTOR_CA_BUNDLE: not a PEM bundle of CA certificates ({exc.reason})"
+        ) from None
     if settings.secret_env_prefix == "":
         logger.warning(
             "HF_CONNECTOR_SECRET_ENV_PREFIX is empty: process models can read every environment variable "

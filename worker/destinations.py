@@ -2,20 +2,25 @@
 
 Link-local and cloud metadata addresses are blocked by default, because a process modeller controls
 the URL and must not be able to make the worker read the cloud instance's credentials (SSRF).
-Host names are resolved and every address they resolve to is checked, so DNS cannot smuggle one in.
+
+Names are checked before a request is sent; addresses are checked when a connection is opened, by the
+resolver the HTTP client dials with (`GuardedResolver`). So the address checked is the address dialled:
+a name that answers a public address to one lookup and 127.0.0.1 to the next cannot slip through.
+Behind a proxy the proxy resolves the name, so there the name rules apply and the address rules are
+the proxy's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import ipaddress
+import re
 import socket
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Sequence
 from urllib.parse import urlsplit
 
-from worker.http_transport import DNS_CACHE_SECONDS
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"})
 _ALWAYS_BLOCKED_NETWORKS = (
@@ -25,11 +30,9 @@ _ALWAYS_BLOCKED_NETWORKS = (
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud metadata
     ipaddress.ip_network("0.0.0.0/8"),
 )
-# A host found allowed is not checked again for this long: as long as the HTTP wire keeps the addresses
-# it resolved (worker/http_transport.py, DNS_CACHE_SECONDS), so no connection uses an address newer
-# than the last check's.
-_ALLOWED_FOR_SECONDS = DNS_CACHE_SECONDS
-_MAX_REMEMBERED_HOSTS = 1024
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NUMERIC_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
 
 
 class BlockedDestinationError(Exception):
@@ -37,36 +40,22 @@ class BlockedDestinationError(Exception):
 
 
 class DestinationGuard:
-    def __init__(
-        self,
-        allowed_hosts: Sequence[str] = (),
-        blocked_hosts: Sequence[str] = (),
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, allowed_hosts: Sequence[str] = (), blocked_hosts: Sequence[str] = ()) -> None:
         self.allowed = [pattern.lower() for pattern in allowed_hosts]
         self.blocked = [pattern.lower() for pattern in blocked_hosts]
-        self._clock = clock
-        self._allowed_until: dict[str, float] = {}
 
-    async def check(self, url: str) -> None:
+    def check_url(self, url: str) -> None:
+        """The name rules for the URL's host; a literal address is checked as an address too, since no
+        lookup will see it."""
         host = (urlsplit(url).hostname or "").lower()
-        if self._allowed_until.get(host, 0.0) > self._clock():
-            return
         if not host:
             raise BlockedDestinationError(f"'{url}' has no host")
-        self._check_name(host)
-        addresses = await _addresses_of(host)
-        for address in addresses:
-            self._check_address(host, address)
-        if addresses:  # a name that does not resolve yet is checked again once it does
-            self._remember_allowed(host)
+        self.check_name(host)
+        literal = literal_address(host)
+        if literal is not None:
+            self.check_address(host, literal)
 
-    def _remember_allowed(self, host: str) -> None:
-        if len(self._allowed_until) >= _MAX_REMEMBERED_HOSTS:
-            self._allowed_until.clear()
-        self._allowed_until[host] = self._clock() + _ALLOWED_FOR_SECONDS
-
-    def _check_name(self, host: str) -> None:
+    def check_name(self, host: str) -> None:
         if host in METADATA_HOSTS:
             raise BlockedDestinationError(f"calls to the cloud metadata host '{host}' are blocked")
         if any(fnmatch.fnmatch(host, pattern) for pattern in self.blocked):
@@ -76,7 +65,7 @@ class DestinationGuard:
                 f"host '{host}' is not in HF_CONNECTOR_ALLOWED_HOSTS ({', '.join(self.allowed)})"
             )
 
-    def _check_address(self, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    def check_address(self, host: str, address: Address) -> None:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped  # ::ffff:169.254.169.254 is the metadata service too
         if any(address in network for network in _ALWAYS_BLOCKED_NETWORKS):
@@ -84,16 +73,45 @@ class DestinationGuard:
                 f"host '{host}' resolves to {address}, a link-local or cloud metadata address, which is blocked"
             )
         if any(fnmatch.fnmatch(str(address), pattern) for pattern in self.blocked):
-            raise BlockedDestinationError(f"address {address} is blocked by HF_CONNECTOR_BLOCKED_HOSTS")
+            raise BlockedDestinationError(
+                f"address {address} of host '{host}' is blocked by HF_CONNECTOR_BLOCKED_HOSTS"
+            )
 
 
-async def _addresses_of(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+class GuardedResolver(AbstractResolver):
+    """The HTTP client's resolver: every address a name resolves to passes the guard before any is dialled.
+    One blocked address blocks the name, so which address gets dialled never decides the outcome."""
+
+    def __init__(
+        self, guard: DestinationGuard, inner: AbstractResolver | None = None, unchecked: Collection[str] = ()
+    ) -> None:
+        self._guard = guard
+        self._inner = inner or ThreadedResolver()
+        self._unchecked = frozenset(name.lower() for name in unchecked)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if host.lower() not in self._unchecked:  # a configured proxy: the operator's, not the modeller's
+            for result in results:
+                self._guard.check_address(host.lower(), ipaddress.ip_address(result["host"].split("%")[0]))
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def literal_address(host: str) -> Address | None:
+    """The address a host spells, including the decimal, octal and hex IPv4 forms (`2852039166`) that
+    resolvers and proxies accept, so that none of them passes for a name."""
     try:
-        return [ipaddress.ip_address(host.strip("[]"))]
+        return ipaddress.ip_address(host.strip("[]").split("%")[0])
     except ValueError:
         pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        return []  # the HTTP client reports the unknown host with its own clear error
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if _NUMERIC_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None

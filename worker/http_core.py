@@ -1,10 +1,14 @@
-"""A small REST-connector-style HTTP core. It knows nothing of Zeebe or of Hugging Face.
+"""A small REST-connector-style HTTP core on aiohttp. It knows nothing of Zeebe or of Hugging Face.
 
-A request is built as httpx builds it and goes out on the worker's own pooled HTTP/1.1 wire
-(worker/http_transport.py), or through an `httpx.AsyncClient` behind a proxy; the answer comes back as an `HttpResult`
-(`{status, headers, body}` with lower-case, flattened headers). The body is parsed JSON when it is
-JSON, text when it is text, and base64 with its content type when it is binary, so an image or an
-audio clip never crashes a decoder. Every way a call can go wrong is one `HttpError` subclass.
+A request goes out through one pooled aiohttp session, the same in production and in tests; the answer
+comes back as an `HttpResult` (`{status, headers, body}` with lower-case, flattened headers). The body is
+parsed JSON when it is JSON, text when it is text, and base64 with its content type when it is binary, so
+an image or an audio clip never crashes a decoder. Every way a call can go wrong is one `HttpError`
+subclass.
+
+aiohttp rather than httpx: per request at 64 in flight, httpx's own transport costs twenty times aiohttp's
+CPU and httpx on aiohttp's wire two to three times (bench/http_client_cpu.py), and aiohttp's resolver
+hook lets the destination guard check the address that is actually dialled.
 """
 
 from __future__ import annotations
@@ -13,20 +17,47 @@ import asyncio
 import base64
 import codecs
 import json
+import os
+import re
+import ssl
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.http_exceptions import LineTooLong
+from multidict import CIMultiDict
+from yarl import URL
 
-from worker.destinations import BlockedDestinationError, DestinationGuard
-from worker.http_transport import ACCEPT_ENCODING, ConnectionPool, header_encoding
+from worker.destinations import BlockedDestinationError, DestinationGuard, GuardedResolver
+from worker.http_decoding import ACCEPT_ENCODING, Decoding, DecodingError
+from worker.http_proxy import Proxy, ProxyRoutes, proxy_routes
 
 _TEXT_TYPES = ("text/", "application/xml", "application/x-www-form-urlencoded", "application/javascript")
 _MAX_REDIRECTS = 5
+MAX_HEAD_BYTES = 64 * 1024
+"""The status line and headers of an answer together; more is refused (aiohttp reads at most 128 lines)."""
+KEEPALIVE_SECONDS = 15.0
+"""An idle connection is closed after this long; aiohttp sweeps the pool for them."""
+HAPPY_EYEBALLS_DELAY = 0.25
+"""RFC 8305's delay before the next address is tried alongside one that has not answered yet."""
+_ILLEGAL_IN_VALUE = re.compile(r"[\r\n\x00]")
+_CROSS_ORIGIN_DROPPED = ("authorization", "cookie", "proxy-authorization")
+_BODY_HEADERS = ("content-type", "content-length", "content-encoding", "transfer-encoding")
+
+
+def _user_agent() -> str:
+    try:
+        return f"hf-camunda-connector/{version('hf-camunda-connector')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "hf-camunda-connector"
+
+
+USER_AGENT = _user_agent()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,32 +109,49 @@ class ResponseTooLargeError(HttpError):
         self.limit = limit
 
 
+class ResponseHeadTooLargeError(HttpError):
+    def __init__(self) -> None:
+        super().__init__(f"the response's status line and headers are larger than {MAX_HEAD_BYTES // 1024} KiB")
+
+
 class InvalidResponseError(HttpError):
     """The server said JSON but sent something that is not."""
+
+
+class InvalidRequestError(HttpError):
+    """The request cannot be sent as it is (a header value with a line break, a URL that is not http(s))."""
 
 
 class DestinationNotAllowedError(HttpError):
     """The outbound rules forbid the host."""
 
 
+class TooManyRedirectsError(HttpError):
+    def __init__(self, last_url: str) -> None:
+        super().__init__(f"more than {_MAX_REDIRECTS} redirects; the last pointed to {last_url}")
+
+
 @dataclass(slots=True)
 class _Answer:
-    """One HTTP answer, whichever way it came: status, reason, flattened headers, decoded body."""
-
     status: int
     reason: str
     headers: dict[str, str]
     body: Any
 
-    @property
-    def is_redirect(self) -> bool:
-        return 300 <= self.status <= 399 and "location" in self.headers
+
+@dataclass(slots=True)
+class _Hop:
+    """What one request of a redirect chain sends."""
+
+    url: URL
+    method: str
+    headers: CIMultiDict[str]
+    body: bytes | None
 
 
 class HttpCore:
-    """Sends `HttpRequest`s. By default over the worker's own connection pool (worker/http_transport.py),
-    building each request as httpx would; with an httpx transport given (tests) or a proxy set in the
-    environment, through an `httpx.AsyncClient`. Either way no cookie outlives its job."""
+    """Sends `HttpRequest`s over one pooled aiohttp session (a second one for a SOCKS proxy). No cookie
+    outlives its job; redirects are followed here, so each hop passes the guard."""
 
     def __init__(
         self,
@@ -112,27 +160,25 @@ class HttpCore:
         guard: DestinationGuard | None = None,
         follow_redirects: bool = False,
         max_connections: int = 100,
-        transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self.max_response_bytes = max_response_bytes
         self.guard = guard or DestinationGuard()
         self.follow_redirects = follow_redirects
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,  # redirects are followed here, so each hop passes the guard
-            transport=transport,
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        )
-        self._wire: ConnectionPool | None = None
-        if transport is None and not _proxy_in_environment():
-            self._wire = ConnectionPool(max_connections=max_connections)
-            defaults = {name.lower(): (name, value) for name, value in self._client.headers.items()}
-            self._default_headers = defaults | {"accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING)}
+        self.max_connections = max_connections
+        self._proxies: ProxyRoutes = proxy_routes(os.environ if environ is None else environ)
+        self._ssl = tls_context(ca_bundle)
+        self._resolver = resolver
+        # Waiting for a free connection is its own phase, so it is told apart from a slow connect.
+        self._slots = asyncio.Semaphore(max_connections)
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
 
     async def aclose(self) -> None:
-        if self._wire is not None:
-            await self._wire.aclose()
-        await self._client.aclose()
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     async def send(self, request: HttpRequest) -> HttpResult:
         started = time.perf_counter()
@@ -141,153 +187,218 @@ class HttpCore:
                 answer = await self._send_following_redirects(request)
         except TimeoutError:
             raise HttpTimeoutError("complete response", request.total_timeout) from None
-        return HttpResult(
-            status=answer.status,
-            reason=answer.reason,
-            headers=answer.headers,
-            body=answer.body,
-            elapsed_seconds=time.perf_counter() - started,
-        )
+        return HttpResult(answer.status, answer.reason, answer.headers, answer.body, time.perf_counter() - started)
 
     async def _send_following_redirects(self, request: HttpRequest) -> _Answer:
-        url, method, headers, hops = request.url, request.method, dict(request.headers), 0
-        while True:
-            await self._check_destination(url)
-            answer = await self._send_once(request, url, method, headers)
-            if not (self.follow_redirects and answer.is_redirect) or hops >= _MAX_REDIRECTS:
+        hop = _first_hop(request)
+        for _ in range(_MAX_REDIRECTS + 1):
+            self._check_destination(hop.url)
+            answer = await self._send_once(request, hop)
+            location = answer.headers.get("location")
+            if not (self.follow_redirects and 300 <= answer.status <= 399 and location):
                 return answer
-            hops += 1
-            current = httpx.URL(url)
-            next_url = current.join(answer.headers["location"])
-            if _origin(next_url) != _origin(current):
-                # The token belongs to the host it was meant for, never to where a redirect points.
-                headers.pop("authorization", None)
-            url = str(next_url)
-            if answer.status == 303:
-                method = "GET"
+            hop = _next_hop(hop, answer.status, location)
+        raise TooManyRedirectsError(str(hop.url))
 
-    async def _check_destination(self, url: str) -> None:
+    def _check_destination(self, url: URL) -> None:
         try:
-            await self.guard.check(url)
+            self.guard.check_url(str(url))
         except BlockedDestinationError as exc:
             raise DestinationNotAllowedError(str(exc)) from None
 
-    async def _send_once(self, request: HttpRequest, url: str, method: str, headers: dict[str, str]) -> _Answer:
-        try:
-            if self._wire is not None:
-                status, reason, flat, raw = await self._exchange_on_wire(self._wire, request, url, method, headers)
-            else:
-                status, reason, flat, raw = await self._exchange_with_httpx(request, url, method, headers)
-        except httpx.ConnectTimeout:
-            raise HttpTimeoutError("connection", request.connect_timeout) from None
-        except httpx.TimeoutException:
-            raise HttpTimeoutError("response", request.read_timeout) from None
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise HttpConnectionError(_describe_transport_error(exc)) from None
-        return _Answer(status, reason, flat, decode_body(raw, flat.get("content-type", "")))
-
-    async def _exchange_with_httpx(
-        self, request: HttpRequest, url: str, method: str, headers: dict[str, str]
-    ) -> tuple[int, str, dict[str, str], bytes]:
-        timeout = httpx.Timeout(request.read_timeout, connect=request.connect_timeout)
-        http_request = self._client.build_request(
-            method,
-            url,
-            headers=headers,
-            json=request.json_body if request.content is None else None,
-            content=request.content,
-            timeout=timeout,
+    async def _send_once(self, request: HttpRequest, hop: _Hop) -> _Answer:
+        proxy = self._proxies.for_url(hop.url.scheme, hop.url.host or "")
+        session = self._session(socks=proxy is not None and proxy.is_socks)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
         )
-        response = await self._client.send(http_request, stream=True)
+        await self._take_slot(request.read_timeout)
         try:
-            raw = await self._read_capped(response.headers.get("content-length"), response.aiter_bytes())
+            async with session.request(
+                hop.method,
+                hop.url,
+                headers=hop.headers,
+                data=hop.body,
+                timeout=timeout,
+                proxy=_http_proxy_url(proxy),
+                allow_redirects=False,
+            ) as response:
+                headers = _flatten(response)
+                raw = await self._read_body(response, headers)
+                return _Answer(
+                    response.status, response.reason or "", headers, decode_body(raw, headers.get("content-type", ""))
+                )
+        except BlockedDestinationError as exc:  # the resolver's verdict on the address about to be dialled
+            raise DestinationNotAllowedError(str(exc)) from None
+        except (aiohttp.ClientError, DecodingError, ValueError, OSError) as exc:
+            raise _classified(exc, request) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiohttp_socks"):  # its errors derive from Exception alone
+                raise HttpConnectionError(f"the SOCKS proxy failed: {exc}") from None
+            raise
         finally:
-            await response.aclose()
-        return response.status_code, response.reason_phrase, flatten_headers(response.headers), raw
+            self._slots.release()
 
-    async def _exchange_on_wire(
-        self, wire: ConnectionPool, request: HttpRequest, url: str, method: str, headers: dict[str, str]
-    ) -> tuple[int, str, dict[str, str], bytes]:
-        body, wire_headers = self._wire_request(method, request, headers)
-        answer = await wire.request(
-            method,
-            url,
-            wire_headers,
-            body,
-            connect_timeout=request.connect_timeout,
-            read_timeout=request.read_timeout,
-        )
+    async def _take_slot(self, timeout: float) -> None:
         try:
-            flat = flatten_raw_headers(answer.raw_headers)  # once: the length below is read from it too
-            raw = await self._read_capped(flat.get("content-length"), answer.chunks())
-        finally:
-            answer.close()
-        return answer.status, answer.reason, flat, raw
+            async with asyncio.timeout(timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise HttpTimeoutError(f"free connection (all {self.max_connections} busy)", timeout) from None
 
-    def _wire_request(
-        self, method: str, request: HttpRequest, headers: dict[str, str]
-    ) -> tuple[bytes | None, dict[str, str]]:
-        """The body and the headers httpx would send: its defaults, the caller's, then the body's."""
-        merged = dict(self._default_headers)
-        for name, value in headers.items():
-            merged[name.lower()] = (name, value)
-        body: bytes | None
-        if request.content is not None:
-            body = request.content
-            content_headers = {"content-length": ("Content-Length", str(len(body)))}
-        elif request.json_body is not None:
-            body = json.dumps(request.json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-            content_headers = {
-                "content-length": ("Content-Length", str(len(body))),
-                "content-type": ("Content-Type", "application/json"),
-            }
-        else:
-            body = None
-            content_headers = {"content-length": ("Content-Length", "0")} if method in _BODY_METHODS else {}
-        for key, item in content_headers.items():
-            merged.setdefault(key, item)  # the caller's own Content-Type wins, as with httpx
-        return body, dict(merged.values())
-
-    async def _read_capped(self, declared: str | None, chunks: AsyncIterator[bytes]) -> bytes:
-        if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+    async def _read_body(self, response: aiohttp.ClientResponse, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
             raise ResponseTooLargeError(self.max_response_bytes)
-        parts, size = [], 0
-        async for chunk in chunks:
-            size += len(chunk)
+        decoding = Decoding(headers["content-encoding"]) if "content-encoding" in headers else None
+        parts: list[bytes] = []
+        size = 0
+
+        def keep(piece: bytes) -> None:
+            nonlocal size
+            size += len(piece)
             if size > self.max_response_bytes:
                 raise ResponseTooLargeError(self.max_response_bytes)
-            parts.append(chunk)
+            parts.append(piece)
+
+        async for chunk in response.content.iter_any():
+            for piece in decoding.decode(chunk) if decoding else (chunk,):
+                keep(piece)
+        for piece in decoding.flush() if decoding else ():
+            keep(piece)
         return b"".join(parts)
 
+    def _session(self, *, socks: bool) -> aiohttp.ClientSession:
+        session = self._sessions.get(socks)
+        if session is None:
+            session = self._sessions[socks] = aiohttp.ClientSession(
+                connector=self._connector(self._proxies.socks if socks else None),
+                cookie_jar=aiohttp.DummyCookieJar(),  # no cookie outlives its job
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
+                auto_decompress=False,  # decoded a MiB at a time in _read_body
+                trust_env=False,  # proxies are chosen per request from ProxyRoutes
+            )
+        return session
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+    def _connector(self, socks: Proxy | None) -> aiohttp.TCPConnector:
+        options: dict[str, Any] = {
+            "limit": self.max_connections,
+            "keepalive_timeout": KEEPALIVE_SECONDS,
+            "ssl": self._ssl,
+            "happy_eyeballs_delay": HAPPY_EYEBALLS_DELAY,
+        }
+        if socks is not None:
+            from aiohttp_socks import ProxyConnector  # the optional extra, checked at start by proxy_routes
+
+            # The proxy resolves the name (rdns): the name rules apply here, the address rules are the proxy's.
+            return ProxyConnector.from_url(socks.url, rdns=True, **options)
+        # No DNS cache: each new connection dials an address the guard has just seen.
+        resolver = GuardedResolver(self.guard, self._resolver, unchecked=self._proxies.hosts)
+        return aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, **options)
 
 
-def _proxy_in_environment() -> bool:
-    """A proxy set by HTTP_PROXY / HTTPS_PROXY / ALL_PROXY, which only httpx's own transport speaks to."""
-    return any(scheme in urllib.request.getproxies() for scheme in ("http", "https", "all"))
+def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """HF_CONNECTOR_CA_BUNDLE when set; else SSL_CERT_FILE / SSL_CERT_DIR (OpenSSL reads them) or the
+    system's store; certifi's bundle when the system has none."""
+    if ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    context = ssl.create_default_context()
+    if not context.get_ca_certs() and not (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")):
+        try:
+            import certifi
+        except ImportError:
+            return context
+        context.load_verify_locations(cafile=certifi.where())
+    return context
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port
+def _first_hop(request: HttpRequest) -> _Hop:
+    try:
+        url = URL(request.url, encoded=False)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError(f"'{request.url}' is not a valid URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidRequestError(f"'{request.url}' is not an http:// or https:// URL with a host")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        if _ILLEGAL_IN_VALUE.search(value):
+            # Never the value itself: it may be a token.
+            raise InvalidRequestError(f"the value of header '{name}' contains a line break")
+        headers[name] = value
+    body = request.content
+    if body is None and request.json_body is not None:
+        body = json.dumps(request.json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        headers.setdefault("Content-Type", "application/json")
+    return _Hop(url, request.method.upper(), headers, body)
 
 
-def flatten_headers(headers: httpx.Headers) -> dict[str, str]:
+def _next_hop(hop: _Hop, status: int, location: str) -> _Hop:
+    """Where a redirect leads, as browsers and httpx follow it: 303 (and a POST after 301/302) becomes a GET
+    without a body; credentials and cookies stay with the origin they were meant for."""
+    url = hop.url.join(URL(location))
+    headers = hop.headers.copy()
+    method, body = hop.method, hop.body
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+        for name in _BODY_HEADERS:
+            headers.popall(name, None)
+    if url.origin() != hop.url.origin():
+        for name in _CROSS_ORIGIN_DROPPED:
+            headers.popall(name, None)  # CIMultiDict: whatever case the caller wrote it in
+    return _Hop(url, method, headers, body)
+
+
+def _http_proxy_url(proxy: Proxy | None) -> str | None:
+    return proxy.url if proxy is not None and not proxy.is_socks else None
+
+
+def _flatten(response: aiohttp.ClientResponse) -> dict[str, str]:
+    """Lower-case names, repeated headers joined; refuses a head over MAX_HEAD_BYTES."""
+    size = len(response.reason or "") + 16
     flat: dict[str, str] = {}
-    for name, value in headers.multi_items():
-        key = name.lower()
-        flat[key] = f"{flat[key]}, {value}" if key in flat else value
-    return flat
-
-
-def flatten_raw_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
-    """`flatten_headers` for raw header pairs, decoded as httpx decodes them."""
-    encoding = header_encoding(raw)
-    flat: dict[str, str] = {}
-    for name, value in raw:
-        key, text = name.decode(encoding).lower(), value.decode(encoding)
+    for name, value in response.raw_headers:
+        size += len(name) + len(value) + 4
+        key, text = name.decode("latin-1").lower(), value.decode("utf-8", errors="replace")
         flat[key] = f"{flat[key]}, {text}" if key in flat else text
+    if size > MAX_HEAD_BYTES:
+        raise ResponseHeadTooLargeError()
     return flat
+
+
+def _classified(exc: Exception, request: HttpRequest) -> HttpError:
+    """aiohttp's exception as one of ours, with words a modeller can act on."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return HttpTimeoutError("connection", request.connect_timeout)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return HttpTimeoutError("response", request.read_timeout)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return HttpConnectionError(
+            f"could not connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error})"
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return HttpConnectionError("the server closed the connection before the response was complete")
+    if isinstance(exc, aiohttp.ClientOSError):
+        return HttpConnectionError(
+            f"the connection broke while reading the response ({exc.strerror or 'reset by peer'})"
+        )
+    if isinstance(exc, aiohttp.ClientResponseError) and _head_too_large(exc):
+        return ResponseHeadTooLargeError()
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return HttpConnectionError(f"the answer is not valid HTTP ({exc.message})")
+    if isinstance(exc, DecodingError):
+        return HttpConnectionError(f"the body does not decode as its Content-Encoding says ({exc})")
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError | ValueError):
+        return InvalidRequestError(f"the request cannot be sent: {exc}")
+    return HttpConnectionError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+def _head_too_large(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, LineTooLong) or "Too many headers" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def decode_body(raw: bytes, content_type: str) -> Any:
@@ -344,13 +455,3 @@ def _charset(content_type: str) -> str:
             except LookupError:
                 return "utf-8"
     return "utf-8"
-
-
-def _describe_transport_error(exc: Exception) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return f"could not connect: {exc}" if str(exc) else "could not connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"the server closed the connection before the response was complete ({exc})"
-    if isinstance(exc, httpx.ReadError):
-        return f"the connection broke while reading the response ({str(exc) or 'reset by peer'})"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

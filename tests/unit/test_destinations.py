@@ -1,38 +1,55 @@
-"""The outbound guard: a modeller controls the URL, so metadata and link-local addresses are never called."""
+"""The outbound guard: a modeller controls the URL, so metadata and link-local addresses are never called.
+
+Names (and literal addresses) are checked by `check_url`; resolved addresses by `GuardedResolver`, the
+resolver the HTTP client dials with. tests/unit/test_http_guard.py drives both through the client.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import socket
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from worker import destinations
-from worker.destinations import BlockedDestinationError, DestinationGuard
+from worker.destinations import BlockedDestinationError, DestinationGuard, GuardedResolver
 
 PUBLIC = "203.0.113.10"  # TEST-NET-3, stands for any public address
 
 
-@pytest.fixture
-def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """A fake resolver: host name -> addresses; unknown names do not resolve."""
-    table: dict[str, list[str]] = {}
+class TableResolver(AbstractResolver):
+    """host name -> addresses."""
 
-    async def fake_getaddrinfo(self, host, port, *, type=0, **kwargs):
-        if host not in table:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         return [
-            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in table[host]
+            {"hostname": host, "host": a, "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}
+            for a in self.table[host]
         ]
 
-    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", fake_getaddrinfo)
-    return table
+    async def close(self) -> None:
+        return None
 
 
-async def _blocked(guard: DestinationGuard, url: str) -> str:
+async def _dialled(guard: DestinationGuard, host: str, *addresses: str) -> list[str]:
+    """What the HTTP client may dial for `host`; raises when the guard blocks it."""
+    guard.check_url(f"https://{host}/")
+    results = await GuardedResolver(guard, TableResolver({host: list(addresses)})).resolve(host, 443)
+    return [result["host"] for result in results]
+
+
+def _name_blocked(guard: DestinationGuard, url: str) -> str:
     with pytest.raises(BlockedDestinationError) as caught:
-        await guard.check(url)
+        guard.check_url(url)
+    return str(caught.value)
+
+
+async def _address_blocked(guard: DestinationGuard, host: str, *addresses: str) -> str:
+    with pytest.raises(BlockedDestinationError) as caught:
+        await _dialled(guard, host, *addresses)
     return str(caught.value)
 
 
@@ -45,115 +62,64 @@ async def _blocked(guard: DestinationGuard, url: str) -> str:
         "http://[fd00:ec2::254]/latest/meta-data/",
         "http://100.100.100.200/latest/meta-data/",
         "http://0.0.0.0:8080/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        "http://2852039166/latest/meta-data/",
+        "http://0xa9fea9fe/latest/meta-data/",
+        "http://0251.0376.0251.0376/latest/meta-data/",
     ],
 )
-async def test_link_local_and_metadata_addresses_are_always_blocked(url: str) -> None:
-    message = await _blocked(DestinationGuard(), url)
-    assert "link-local or cloud metadata" in message
+def test_literal_link_local_and_metadata_addresses_are_always_blocked(url: str) -> None:
+    assert "link-local or cloud metadata" in _name_blocked(DestinationGuard(), url)
 
 
 @pytest.mark.parametrize("host", ["metadata.google.internal", "METADATA.google.internal", "metadata", "instance-data"])
-async def test_metadata_host_names_are_blocked_before_any_lookup(host: str, dns: dict[str, list[str]]) -> None:
-    message = await _blocked(DestinationGuard(), f"http://{host}/computeMetadata/v1/")
-    assert "metadata" in message
+def test_metadata_host_names_are_blocked_before_any_lookup(host: str) -> None:
+    assert "metadata" in _name_blocked(DestinationGuard(), f"http://{host}/computeMetadata/v1/")
 
 
-async def test_a_name_that_resolves_to_a_metadata_address_is_blocked(dns: dict[str, list[str]]) -> None:
-    dns["innocent.example.com"] = [PUBLIC, "169.254.169.254"]
-    message = await _blocked(DestinationGuard(), "https://innocent.example.com/models/x")
+@pytest.mark.parametrize("metadata", ["169.254.169.254", "::ffff:169.254.169.254", "fe80::1%eth0"])
+async def test_a_name_that_resolves_to_a_metadata_address_is_blocked(metadata: str) -> None:
+    message = await _address_blocked(DestinationGuard(), "innocent.example.com", PUBLIC, metadata)
     assert "innocent.example.com" in message
-    assert "169.254.169.254" in message
+    assert "link-local or cloud metadata" in message
 
 
-async def test_a_decimal_ip_is_checked_as_the_address_it_means() -> None:
-    # 2852039166 == 169.254.169.254; the system resolver turns it into the dotted form.
-    await _blocked(DestinationGuard(), "http://2852039166/latest/meta-data/")
-
-
-@pytest.mark.parametrize("url", ["http://[::ffff:169.254.169.254]/", "http://[::ffff:a9fe:a9fe]/latest/meta-data/"])
-async def test_ipv4_mapped_metadata_addresses_are_blocked(url: str) -> None:
-    await _blocked(DestinationGuard(), url)
-
-
-async def test_ordinary_hosts_pass(dns: dict[str, list[str]]) -> None:
-    dns["router.huggingface.co"] = [PUBLIC, "2001:db8::1"]
+async def test_ordinary_hosts_pass() -> None:
     guard = DestinationGuard()
-    await guard.check("https://router.huggingface.co/hf-inference/models/x")
-    await guard.check("http://127.0.0.1:8080/")  # a local TGI is allowed unless blocked
-    await guard.check("http://[::1]:8080/")
+    assert await _dialled(guard, "router.huggingface.co", PUBLIC, "2001:db8::1") == [PUBLIC, "2001:db8::1"]
+    guard.check_url("http://127.0.0.1:8080/")  # a local TGI is allowed unless blocked
+    guard.check_url("http://[::1]:8080/")
 
 
-async def test_an_unknown_host_is_left_to_the_http_client(dns: dict[str, list[str]]) -> None:
-    await DestinationGuard().check("https://does-not-exist.example/")
+def test_a_url_without_host_is_refused() -> None:
+    assert "no host" in _name_blocked(DestinationGuard(), "file:///etc/passwd")
 
 
-async def test_an_allowed_host_is_looked_up_again_only_after_the_wires_dns_cache_expires(
-    dns: dict[str, list[str]],
-) -> None:
-    now = [1000.0]
-    guard = DestinationGuard(clock=lambda: now[0])
-    dns["model.example"] = [PUBLIC]
-    await guard.check("https://model.example/a")
-    dns["model.example"] = ["169.254.169.254"]  # DNS now points at the metadata service
-    now[0] += 9.9
-    await guard.check("https://model.example/b")  # within the 10 s the wire keeps the old address too
-    now[0] += 0.2
-    assert "169.254.169.254" in await _blocked(guard, "https://model.example/c")
-
-
-async def test_a_name_that_did_not_resolve_is_checked_again_once_it_does(dns: dict[str, list[str]]) -> None:
-    guard = DestinationGuard(clock=lambda: 1000.0)
-    await guard.check("https://later.example/")
-    dns["later.example"] = ["169.254.169.254"]
-    assert "169.254.169.254" in await _blocked(guard, "https://later.example/")
-
-
-async def test_a_url_without_host_is_refused() -> None:
-    message = await _blocked(DestinationGuard(), "file:///etc/passwd")
-    assert "no host" in message
-
-
-async def test_the_allow_list_admits_only_matching_hosts(dns: dict[str, list[str]]) -> None:
-    dns["router.huggingface.co"] = [PUBLIC]
-    dns["x.endpoints.huggingface.cloud"] = [PUBLIC]
-    dns["evil.example.com"] = [PUBLIC]
+async def test_the_allow_list_admits_only_matching_hosts() -> None:
     guard = DestinationGuard(allowed_hosts=["router.huggingface.co", "*.endpoints.huggingface.cloud"])
-    await guard.check("https://router.huggingface.co/v1/chat/completions")
-    await guard.check("https://X.Endpoints.HuggingFace.cloud/")
-    message = await _blocked(guard, "https://evil.example.com/")
+    guard.check_url("https://router.huggingface.co/v1/chat/completions")
+    guard.check_url("https://X.Endpoints.HuggingFace.cloud/")
+    message = _name_blocked(guard, "https://evil.example.com/")
     assert "evil.example.com" in message
     assert "HF_CONNECTOR_ALLOWED_HOSTS" in message
 
 
-async def test_the_block_list_matches_names_and_addresses(dns: dict[str, list[str]]) -> None:
-    dns["internal.corp"] = ["10.1.2.3"]
-    dns["ok.example.com"] = [PUBLIC]
+async def test_the_block_list_matches_names_and_addresses() -> None:
     guard = DestinationGuard(blocked_hosts=["*.corp", "10.*", "127.0.0.1"])
-    message = await _blocked(guard, "http://internal.corp/")
-    assert "HF_CONNECTOR_BLOCKED_HOSTS" in message
-    await _blocked(guard, "http://10.9.9.9/")
-    await _blocked(guard, "http://127.0.0.1:9600/actuator")
-    await guard.check("https://ok.example.com/")
+    assert "HF_CONNECTOR_BLOCKED_HOSTS" in _name_blocked(guard, "http://internal.corp/")
+    _name_blocked(guard, "http://10.9.9.9/")
+    _name_blocked(guard, "http://127.0.0.1:9600/actuator")
+    assert "10.0.0.7" in await _address_blocked(guard, "looks-public.example.com", "10.0.0.7")
+    assert await _dialled(guard, "ok.example.com", PUBLIC) == [PUBLIC]
 
 
-async def test_the_block_list_applies_to_what_a_name_resolves_to(dns: dict[str, list[str]]) -> None:
-    dns["looks-public.example.com"] = ["10.0.0.7"]
-    message = await _blocked(DestinationGuard(blocked_hosts=["10.*"]), "https://looks-public.example.com/")
-    assert "10.0.0.7" in message
-
-
-async def test_a_blocked_name_wins_over_the_allow_list(dns: dict[str, list[str]]) -> None:
-    dns["a.example.com"] = [PUBLIC]
+def test_a_blocked_name_wins_over_the_allow_list() -> None:
     guard = DestinationGuard(allowed_hosts=["*.example.com"], blocked_hosts=["a.example.com"])
-    await _blocked(guard, "https://a.example.com/")
+    _name_blocked(guard, "https://a.example.com/")
 
 
-async def test_addresses_of_a_literal_needs_no_lookup(dns: dict[str, list[str]]) -> None:
-    assert await destinations._addresses_of("[2001:db8::5]") == [ipaddress.ip_address("2001:db8::5")]
-    assert await destinations._addresses_of("192.0.2.1") == [ipaddress.ip_address("192.0.2.1")]
-
-
-async def test_scoped_ipv6_results_are_understood(dns: dict[str, list[str]]) -> None:
-    dns["scoped.example"] = ["fe80::1%eth0"]
-    assert await destinations._addresses_of("scoped.example") == [ipaddress.ip_address("fe80::1")]
-    await _blocked(DestinationGuard(), "http://scoped.example/")
+async def test_a_configured_proxy_is_dialled_whatever_the_address_rules_say() -> None:
+    guard = DestinationGuard(blocked_hosts=["10.*"])
+    resolver = GuardedResolver(guard, TableResolver({"proxy.internal": ["10.0.0.3"]}), unchecked=["proxy.internal"])
+    assert [r["host"] for r in await resolver.resolve("proxy.internal", 3128)] == ["10.0.0.3"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import ipaddress
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,59 +11,45 @@ from typing import Any
 import httpx
 import pytest
 
-from worker import destinations
+from tests.support.loopback_http import httpx_server
 from worker.http_core import HttpCore
 from worker.huggingface.ratelimit import RateLimiter
 from worker.huggingface.requests import HfDefaults
 from worker.jobs import Complete, Fail, JobContext, JobHandler, Report, ThrowBpmnError
 from worker.secrets import EnvironmentSecrets, Masker, SecretResolver
 
-ROUTER = "https://router.huggingface.co"
 TOKEN = "hf_taskSecretToken_93c1a7"
 WORKER_TOKEN = "hf_workerDefault_5e2b90"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDRpixels"
-MODEL_URL = f"{ROUTER}/hf-inference/models/facebook/bart-large-cnn"
+MODEL_PATH = "/hf-inference/models/facebook/bart-large-cnn"
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-@pytest.fixture(autouse=True)
-def offline_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = destinations._addresses_of
-
-    async def fake(host: str) -> list[Any]:
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            return [ipaddress.ip_address("203.0.113.10")]
-        return await real(host)
-
-    monkeypatch.setattr(destinations, "_addresses_of", fake)
-
-
 class Harness:
-    """A JobHandler over a scripted Hugging Face, recording every request it receives."""
+    """A JobHandler over a scripted Hugging Face on loopback, recording every request it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, router: str) -> None:
+        self.router = router
         self.requests: list[httpx.Request] = []
         self.reply: Handler = lambda request: httpx.Response(200, json=[{"summary_text": "Short."}])
         self.secrets = {"HUGGING_FACE_TOKEN": TOKEN, "SHORT": "ab"}
         self.masker = Masker([WORKER_TOKEN])
         self.cores: list[HttpCore] = []
 
-    def _transport(self, request: httpx.Request) -> httpx.Response:
+    def answer(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         return self.reply(request)
 
     def handler(self, *, max_message_chars: int = 6000, env_prefix: str = "SECRET_", max_response: int = 65536):
-        core = HttpCore(max_response_bytes=max_response, transport=httpx.MockTransport(self._transport))
+        core = HttpCore(max_response_bytes=max_response, environ={})
         self.cores.append(core)
         environ = {f"{env_prefix}{name}": value for name, value in self.secrets.items()}
         return JobHandler(
             http=core,
             secrets=SecretResolver([EnvironmentSecrets(env_prefix, environ)], self.masker),
             masker=self.masker,
-            defaults=HfDefaults(ROUTER, WORKER_TOKEN, read_timeout=120.0, max_input_bytes=1024 * 1024),
+            defaults=HfDefaults(self.router, WORKER_TOKEN, read_timeout=120.0, max_input_bytes=1024 * 1024),
             limiter=RateLimiter(0),
             max_message_chars=max_message_chars,
             max_retry_after_seconds=300.0,
@@ -77,10 +62,12 @@ class Harness:
 
 @pytest.fixture
 async def hf() -> AsyncIterator[Harness]:
-    harness = Harness()
-    yield harness
-    for core in harness.cores:
-        await core.aclose()
+    harness: Harness | None = None
+    async with httpx_server(lambda request: harness.answer(request) if harness else httpx.Response(500)) as server:
+        harness = Harness(server.url(""))
+        yield harness
+        for core in harness.cores:
+            await core.aclose()
 
 
 def _summarize(**extra: Any) -> dict[str, Any]:
@@ -115,7 +102,7 @@ async def test_a_summary_lands_in_the_result_variable_and_expression(hf: Harness
     assert report.model == "facebook/bart-large-cnn"
     assert report.status == 200
     assert report.call_seconds is not None
-    assert str(hf.requests[0].url) == MODEL_URL
+    assert str(hf.requests[0].url) == hf.router + MODEL_PATH
     assert hf.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
@@ -445,7 +432,9 @@ async def test_an_error_expression_sees_timeouts_as_408(hf: Harness) -> None:
         raise httpx.ReadTimeout("timed out", request=request)
 
     hf.reply = slow
-    report = await hf.run(_summarize(), {"errorExpression": 'bpmnError("TIMEOUT") if error.code == "408"'})
+    report = await hf.run(
+        _summarize(readTimeoutInSeconds=0.01), {"errorExpression": 'bpmnError("TIMEOUT") if error.code == "408"'}
+    )
     assert isinstance(report.outcome, ThrowBpmnError)
     assert report.outcome.code == "TIMEOUT"
 

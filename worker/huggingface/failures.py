@@ -19,8 +19,11 @@ from worker.http_core import (
     HttpError,
     HttpResult,
     HttpTimeoutError,
+    InvalidRequestError,
     InvalidResponseError,
+    ResponseHeadTooLargeError,
     ResponseTooLargeError,
+    TooManyRedirectsError,
 )
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -75,6 +78,12 @@ def failure_from_http_error(error: HttpError) -> CallFailure:
             "(smaller images, fewer tokens).",
             retryable=False,
         )
+    if isinstance(error, TooManyRedirectsError):
+        return CallFailure("TOO_MANY_REDIRECTS", f"The call was redirected too often: {error}.", retryable=False)
+    if isinstance(error, ResponseHeadTooLargeError):
+        return CallFailure("RESPONSE_HEAD_TOO_LARGE", f"The server's answer was refused: {error}.", retryable=False)
+    if isinstance(error, InvalidRequestError):
+        return CallFailure("INVALID_REQUEST", f"The call was not made: {error}.", retryable=False)
     if isinstance(error, DestinationNotAllowedError):
         return CallFailure("BLOCKED_DESTINATION", f"The call was not made: {error}.", retryable=False)
     if isinstance(error, InvalidResponseError):
