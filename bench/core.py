@@ -32,7 +32,7 @@ from pyzeebe import ZeebeClient, create_insecure_channel
 
 from bench.camunda import CamundaRuntime, CamundaUnavailableError
 from bench.load import Instances, LoadResult, SteadyLoad, drive, mean_sd
-from bench.procstat import MachineCpu, cpu_seconds, machine_description
+from bench.procstat import MachineCpu, cpu_seconds, is_running, machine_description
 from bench.records import Window, hold_times
 from bench.standin import StandinProcess
 from bench.subjects import (
@@ -208,6 +208,7 @@ class Runner:
         self.bpmn_dir = bpmn_dir
         self.records = records
         """The engine's record log, when the engine was started here."""
+        self.engine_pid: int | None = None
         self.process_ids: dict[str, str] = {}
         # CPU of everything else on the machine that takes part, for the cost of one instance end to end.
         self.other_cpu: dict[str, Callable[[], float]] = {"load generator": time.process_time}
@@ -279,6 +280,8 @@ class Runner:
 
     def _snapshot(self, subject: Subject) -> _Snapshot:
         subject.alive_or_raise()
+        if self.engine_pid is not None and not is_running(self.engine_pid):
+            raise RuntimeError(f"the engine (pid {self.engine_pid}) has exited")
         return _Snapshot(subject.cpu_seconds(), self._others(), MachineCpu.read(), _now_ms(), time.perf_counter())
 
     def _round(self, subject: Subject, before: _Snapshot, result: LoadResult) -> dict[str, Any]:
@@ -408,7 +411,7 @@ async def _steady_rounds(
                 rounds.append(await runner.measure_steady(subject, load, scenario.round_s))
                 _log_round(scenario, subject, round_index, rounds[-1])
         finally:
-            await load.stop()
+            await load.stop(runner.config.instance_timeout_s)
         results[subject.name] = {
             "warmup": {"first_instance_s": round(first.wall_seconds, 3), "settle_s": scenario.settle_s},
             "rounds": rounds,
@@ -495,6 +498,7 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             runner = Runner(config, address, ZeebeClient(channel), Path(tmp), engine.records_path if engine else None)
             if engine is not None:
                 runner.watch_process("engine", engine.pid)
+                runner.engine_pid = engine.pid
             with _standin(standard.latency, runner, report) as hf_url:
                 report["subjects"] = await _single_process_phase(runner, config, standard, hf_url, report)
                 report["scale_out"] = await _scale_out_phase(runner, config, standard, hf_url, report["subjects"])

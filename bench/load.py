@@ -28,6 +28,7 @@ from pyzeebe.errors import ZeebeBackPressureError
 
 _MAX_BACKPRESSURE_RETRIES = 100
 _BACKPRESSURE_PAUSE_SECONDS = 0.05
+_FAILURE_PAUSE_SECONDS = 0.1
 
 Check = Callable[[dict[str, Any]], str | None]
 """Looks at an instance's fetched variables; returns an error description, or None when it is right."""
@@ -168,13 +169,18 @@ class SteadyLoad:
                 latency = await self._instances.run(self._backpressure)
             except Exception as exc:  # every failure is counted, the load goes on
                 self.failures.append((time.perf_counter(), _describe(exc)))
+                # An engine that is gone fails every call at once: a pause keeps 1000 lanes from spinning.
+                await asyncio.sleep(_FAILURE_PAUSE_SECONDS)
                 continue
             self.completions.append((time.perf_counter(), latency))
 
-    async def stop(self) -> None:
-        """No new instances; waits for those in flight."""
+    async def stop(self, timeout_s: float) -> None:
+        """No new instances; waits up to ``timeout_s`` for those in flight, then counts the rest as failed."""
         self._stopping = True
-        await asyncio.gather(*self._tasks)
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+            self.failures.append((time.perf_counter(), f"not finished {timeout_s:.0f} s after the load stopped"))
 
     def window(self, start: float, end: float) -> LoadResult:
         done = [latency for at, latency in self.completions if start <= at < end]
