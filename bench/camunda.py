@@ -11,7 +11,10 @@ project is ``bench/camunda-runtime`` (a pom and a main class); it is built once 
 ``mvn package`` into ``~/.cache/hf-connector/camunda-connectors/<version>/build`` (classes and the
 runtime class path in ``lib/``, never into git; rebuilt only when the project changes) and started as
 ``java -cp '<build>/classes:<build>/lib/*' io.hfconnector.bench.CamundaRuntime`` with the Java of
-``JAVA_HOME``, else the one on ``PATH`` (21 or later: the connectors 8.6 jars are Java 21 class files).
+``JAVA_HOME``, else the newest Java 21+ under ``/usr/lib/jvm``, else the one on ``PATH`` (the connectors
+8.6 jars are Java 21 class files). Maven resolves from Maven Central only (``settings.xml`` mirrors
+every repository the POMs name), and every artifact on the class path is under an OSI licence: the
+POM's exclusions say which were left out and why.
 
 Configuration is by environment only. Connectors 8.6 run on Spring Zeebe 8.5 (``io.camunda.spring``),
 so the client reads ``zeebe.client.*`` (Camunda's 8.6 connector docs for a local installation) or
@@ -43,6 +46,7 @@ DEFAULT_VERSION = os.environ.get("HF_BENCH_CONNECTORS_VERSION", "").strip() or "
 PROJECT = Path(__file__).resolve().parent / "camunda-runtime"
 MAIN_CLASS = "io.hfconnector.bench.CamundaRuntime"
 MIN_JAVA = 21
+JVM_DIR = Path("/usr/lib/jvm")
 JOB_TYPE = "io.camunda:http-json:1"
 BUILD_TIMEOUT_S = 1200
 START_TIMEOUT_S = 120
@@ -78,17 +82,34 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def find_java() -> Path:
-    """``JAVA_HOME/bin/java``, else ``java`` on ``PATH``."""
+    """``JAVA_HOME/bin/java``, else the newest Java {MIN_JAVA}+ under ``/usr/lib/jvm``, else ``java`` on ``PATH``:
+    Debian's default Java may be older than the connectors need, with a newer one installed beside it."""
     home = os.environ.get("JAVA_HOME", "").strip()
     java = Path(home) / "bin" / "java" if home else None
     if java is not None and java.is_file():
         return java
+    installed = sorted(
+        ((version, path) for path in JVM_DIR.glob("*/bin/java") if (version := _java_version(path)) >= MIN_JAVA),
+        reverse=True,
+    )
+    if installed:
+        return installed[0][1]
     found = shutil.which("java")
     if found is None:
         raise CamundaUnavailableError(
             f"no Java {MIN_JAVA}+ for the connectors runtime: set JAVA_HOME or put java on PATH"
         )
     return Path(found)
+
+
+def _java_version(java: Path) -> int:
+    """The feature version from the ``release`` file of the JDK that holds ``java`` (0 when unknown)."""
+    try:
+        text = (java.resolve().parents[1] / "release").read_text()
+    except OSError:
+        return 0
+    found = re.search(r'^JAVA_VERSION="(?:1\.)?(\d+)', text, re.MULTILINE)
+    return int(found.group(1)) if found else 0
 
 
 def fetch(version: str = DEFAULT_VERSION) -> Path:
@@ -114,6 +135,8 @@ def _build(version: str, build: Path, log: Path) -> None:
         mvn,
         "-B",
         "-q",
+        "-s",
+        str(PROJECT / "settings.xml"),
         "-f",
         str(PROJECT / "pom.xml"),
         "package",
@@ -121,7 +144,9 @@ def _build(version: str, build: Path, log: Path) -> None:
         f"-Dhf.build.directory={build}",
     ]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+        # Maven compiles with the Java that runs the runtime: the connectors' class files need Java 21+.
+        env = os.environ | {"JAVA_HOME": str(find_java().resolve().parents[1])}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CamundaUnavailableError(f"mvn could not build connectors {version}: {exc}") from None
     text = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # Maven's colours

@@ -22,6 +22,15 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLK_TCK
 
 
+def is_running(pid: int) -> bool:
+    """Whether the process exists and has not exited (a child not yet reaped is a zombie, ``Z``)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+
+
 def peak_rss_bytes(pid: int) -> int:
     """The peak resident set size of a live process (``VmHWM``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

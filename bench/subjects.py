@@ -87,6 +87,8 @@ class Subject:
     process_count: int = 1
     warmup_factor: int = 1
     """Warm-up instances = this x the configured warm-up (a JVM subject needs thousands to compile)."""
+    calls_model: bool = True
+    """Whether its jobs wait for the model; the time it adds to a job is measured beyond that latency."""
 
     def __post_init__(self) -> None:
         self.job_type = self.job_type or f"bench-{self.name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}"
@@ -256,9 +258,7 @@ class BareWorker(Subject):
     whenever it is full, which holds a bare worker to about 32 jobs/s here, far below what it can do."""
 
     stream_enabled: bool = True
-
-    def process_xml(self, process_id: str) -> str:
-        return hf_task_process(process_id, self.job_type)
+    calls_model: bool = False
 
     def start(self, zeebe_address: str, hf_url: str) -> None:
         env = _clean_env() | {
