@@ -35,6 +35,9 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NUMERIC_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
 
 
+_REMEMBERED_HOSTS = 1024
+
+
 class BlockedDestinationError(Exception):
     """The URL's host is not allowed; the message says which rule and how to change it."""
 
@@ -43,6 +46,8 @@ class DestinationGuard:
     def __init__(self, allowed_hosts: Sequence[str] = (), blocked_hosts: Sequence[str] = ()) -> None:
         self.allowed = [pattern.lower() for pattern in allowed_hosts]
         self.blocked = [pattern.lower() for pattern in blocked_hosts]
+        # The rules never change, and jobs call the same few hosts: each host's verdict is worked out once.
+        self._verdicts: dict[str, str | None] = {}
 
     def check_url(self, url: str) -> None:
         """The name rules for the URL's host; a literal address is checked as an address too, since no
@@ -50,10 +55,23 @@ class DestinationGuard:
         host = (urlsplit(url).hostname or "").lower()
         if not host:
             raise BlockedDestinationError(f"'{url}' has no host")
-        self.check_name(host)
-        literal = literal_address(host)
-        if literal is not None:
-            self.check_address(host, literal)
+        if host not in self._verdicts:
+            if len(self._verdicts) >= _REMEMBERED_HOSTS:
+                self._verdicts.clear()
+            self._verdicts[host] = self._host_verdict(host)
+        verdict = self._verdicts[host]
+        if verdict is not None:
+            raise BlockedDestinationError(verdict)
+
+    def _host_verdict(self, host: str) -> str | None:
+        try:
+            self.check_name(host)
+            literal = literal_address(host)
+            if literal is not None:
+                self.check_address(host, literal)
+        except BlockedDestinationError as exc:
+            return str(exc)
+        return None
 
     def check_name(self, host: str) -> None:
         if host in METADATA_HOSTS:

@@ -9,10 +9,9 @@ cancelled: its answer could not be reported, and another worker may already be c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
@@ -38,43 +37,59 @@ class Lease:
         self.seconds = seconds
         self.expires = granted_at + seconds  # time.monotonic() scale
         self.lost = False
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def remaining(self) -> float:
         return self.expires - time.monotonic()
 
-    async def hold(self, work: Coroutine[Any, Any, _T]) -> _T:
-        """Runs `work` while keeping the lease; raises `LeaseLost` (with `work` cancelled) when it is lost."""
-        task = asyncio.ensure_future(work)
-        keeper = asyncio.create_task(self._keep(task))
+    async def hold(self, work: Awaitable[_T]) -> _T:
+        """Runs `work` in the calling task while keeping the lease; raises `LeaseLost` (with `work`
+        cancelled) when it is lost.
+
+        A timer, not a task, waits for the first renewal: most calls end long before it, and a timer
+        costs a fraction of a task to start and cancel.
+        """
+        owner = asyncio.current_task()
+        assert owner is not None, "a lease is held from within a task"
+        loop = asyncio.get_running_loop()
+        renewal: asyncio.Task[None] | None = None
+
+        def renew_soon(delay: float) -> asyncio.TimerHandle:
+            return loop.call_later(max(0.0, delay), start_renewal)
+
+        def start_renewal() -> None:
+            nonlocal renewal
+            renewal = loop.create_task(self._keep(owner, renew_soon))
+
+        timer = renew_soon(self.expires - 2 * self.seconds / 3 - time.monotonic())
+        self._timer = timer
         try:
-            return await task
+            return await work
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if self.lost and (current is None or not current.cancelling()):
+            if self.lost and owner.uncancel() == 0:
                 raise LeaseLost() from None
             raise
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            self._timer.cancel()
+            if renewal is not None:
+                renewal.cancel()
 
-    async def _keep(self, task: asyncio.Future[Any]) -> None:
+    async def _keep(
+        self, owner: asyncio.Task[Any], renew_soon: Callable[[float], asyncio.TimerHandle]
+    ) -> None:
         third = self.seconds / 3
-        due = self.expires - 2 * third
-        while True:
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            sent = time.monotonic()
-            try:
-                async with asyncio.timeout(third):
-                    await self._renew()
-            except LeaseLost:
-                self.lost = True
-                task.cancel()
-                return
-            except Exception as exc:  # unreachable for now: try again soon, the lease may still hold
-                logger.debug("Lease renewal failed (%s); trying again", type(exc).__name__)
-                due = time.monotonic() + min(_RETRY_PAUSE_SECONDS, third)
-            else:
-                self.expires = sent + self.seconds
-                due = sent + third
+        sent = time.monotonic()
+        try:
+            async with asyncio.timeout(third):
+                await self._renew()
+        except LeaseLost:
+            self.lost = True
+            owner.cancel()
+            return
+        except Exception as exc:  # unreachable for now: try again soon, the lease may still hold
+            logger.debug("Lease renewal failed (%s); trying again", type(exc).__name__)
+            self._timer = renew_soon(min(_RETRY_PAUSE_SECONDS, third))
+        else:
+            self.expires = sent + self.seconds
+            self._timer = renew_soon(sent + third - time.monotonic())

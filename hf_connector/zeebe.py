@@ -64,6 +64,8 @@ _T = TypeVar("_T")
 _TRANSIENT = (ZeebeGatewayUnavailableError, ZeebeDeadlineExceeded, ZeebeBackPressureError)
 # The job is no longer this worker's: it timed out and was (or will be) handed out again.
 _GONE = (JobNotFoundError, JobAlreadyDeactivatedError)
+# The pause after an outcome's first refusal, before the backoff of the retries takes over.
+_FIRST_RETRY_SECONDS = 0.2
 
 
 # The warnings that repeat every few seconds while the gateway is unreachable.
@@ -141,18 +143,23 @@ class _PatientAdapter(ZeebeAdapter):
 
     async def _patiently(self, job_key: int, command: str, send: Callable[[], Awaitable[_T]], dropped: _T) -> _T:
         expires = self.expiries.pop(job_key, None) or time.monotonic() + self.lease_seconds
-
-        def count_retry(_: RetryCallState) -> None:
-            metrics.OUTCOME_RETRIES.labels(command).inc()
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_TRANSIENT),
-            wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
-            stop=stop_before_delay(max(0.0, expires - time.monotonic())),
-            before_sleep=count_retry,
-            reraise=True,
-        )
         try:
+            try:
+                return await send()  # nearly every outcome is taken at once: no retry machinery for those
+            except _TRANSIENT:
+                metrics.OUTCOME_RETRIES.labels(command).inc()
+                await asyncio.sleep(_FIRST_RETRY_SECONDS)
+
+            def count_retry(_: RetryCallState) -> None:
+                metrics.OUTCOME_RETRIES.labels(command).inc()
+
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(_TRANSIENT),
+                wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
+                stop=stop_before_delay(max(0.0, expires - time.monotonic())),
+                before_sleep=count_retry,
+                reraise=True,
+            )
             async for attempt in retrying:
                 with attempt:
                     return await send()
