@@ -75,9 +75,7 @@ class Lease:
             if renewal is not None:
                 renewal.cancel()
 
-    async def _keep(
-        self, owner: asyncio.Task[Any], renew_soon: Callable[[float], asyncio.TimerHandle]
-    ) -> None:
+    async def _keep(self, owner: asyncio.Task[Any], renew_soon: Callable[[float], asyncio.TimerHandle]) -> None:
         third = self.seconds / 3
         sent = time.monotonic()
         try:
