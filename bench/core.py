@@ -8,9 +8,10 @@ reported beside the subjects'. Scenarios, one after the other:
    side, each with its own job type, 64 jobs in flight each. Each is warmed up, then measured
    ``repeat`` times, the subjects taking turns round by round so that a change of background load on
    the machine hits them alike;
-2. LLM: a 5 s model and 1000 jobs in flight in one process, our worker next to Camunda's runtime
-   given the same 1000; besides throughput and memory, the time each job was held beyond the model's
-   latency, from the engine's records (``bench.records``);
+2. LLM: a 5 s model and 1000 jobs in flight in one process, our worker next to the bare worker
+   (holding each job for the model's latency) and Camunda's runtime given the same 1000; besides
+   throughput and memory, the time each job was held beyond the model's latency, from the engine's
+   records (``bench.records``);
 3. scale-out, when asked: 2, 4, ... processes of our worker at 100 ms, one after the other.
 """
 
@@ -579,8 +580,14 @@ async def _llm_phase(
         stream_enabled=config.stream_enabled,
         extra_env=config.worker_env,
     )
-    subjects: list[Subject] = [ours, *_camunda(runner, config, scenario.max_jobs, hf_url, report)]
-    ours.start(runner.address, hf_url)
+    subjects: list[Subject] = [ours]
+    if config.bare:
+        # Held for the model's latency: the engine's own share of "added" at this load, in the same run.
+        subjects.append(BareWorker(name="bare", max_jobs=scenario.max_jobs, hold_s=scenario.latency))
+    subjects += _camunda(runner, config, scenario.max_jobs, hf_url, report)
+    for subject in subjects:
+        if not subject.processes:
+            subject.start(runner.address, hf_url)
     return await _run_group(runner, subjects, scenario)
 
 

@@ -106,6 +106,17 @@ def _subject_table(subjects: dict[str, Any], bound: float | None) -> list[str]:
     return lines
 
 
+def _added_beyond_bare(subjects: dict[str, Any]) -> list[str]:
+    """Ours against the bare worker that holds its jobs as long: what of the tail is the engine's."""
+    ours, bare = (subjects.get(name, {}).get("added") for name in ("ours", "bare"))
+    if not ours or not bare:
+        return []
+    return [
+        f"p99 added: ours {ours['p99_ms']:.1f} ms, bare {bare['p99_ms']:.1f} ms (the engine and gRPC at this load), "
+        f"ours beyond bare {ours['p99_ms'] - bare['p99_ms']:.1f} ms"
+    ]
+
+
 def _unavailable(section: dict[str, Any]) -> list[str]:
     reason = section.get("camunda_unavailable")
     return [f"{'Camunda runtime 8.6':<22}  unavailable: {reason.splitlines()[0][:150]}"] if reason else []
@@ -171,6 +182,7 @@ def render(report: dict[str, Any]) -> str:
         ]
         lines += _subject_table(llm["subjects"], llm.get("bound_jobs_per_s"))
         lines += _unavailable(llm)
+        lines += _added_beyond_bare(llm["subjects"])
 
     scale = report.get("scale_out") or {}
     if scale:

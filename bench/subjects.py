@@ -258,7 +258,12 @@ class BareWorker(Subject):
     whenever it is full, which holds a bare worker to about 32 jobs/s here, far below what it can do."""
 
     stream_enabled: bool = True
-    calls_model: bool = False
+    hold_s: float = 0.0
+    """Seconds each job is held, as if a model answered after that long (the LLM scenario's latency)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.calls_model = self.hold_s > 0
 
     def start(self, zeebe_address: str, hf_url: str) -> None:
         env = _clean_env() | {
@@ -267,6 +272,7 @@ class BareWorker(Subject):
             "BARE_MAX_JOBS": str(self.max_jobs),
             "BARE_STREAM_ENABLED": str(self.stream_enabled).lower(),
             "BARE_FETCH_VARIABLES": json.dumps(fetched_variable_names()),
+            "BARE_HOLD_S": str(self.hold_s),
         }
         for index in range(self.process_count):
             self._spawn([sys.executable, "-m", "bench.bare_worker"], env, f"bare-{index}.log")
