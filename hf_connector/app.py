@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -107,6 +108,12 @@ def build_document_client(settings: Settings) -> DocumentClient | None:
     return DocumentClient(address, credentials=credentials)
 
 
+# A metric's child for a label set, looked up once: prometheus_client validates and locks on every
+# `labels()` call. Bounded like the metrics' own label sets (outcomes; models by status).
+_jobs = functools.lru_cache(maxsize=16)(metrics.JOBS.labels)
+_call_seconds = functools.lru_cache(maxsize=1024)(metrics.CALL_SECONDS.labels)
+
+
 def record(job: JobContext, report: Report, seconds: float) -> None:
     """One log line and the metrics for a handled job."""
     outcome = report.outcome
@@ -120,10 +127,10 @@ def record(job: JobContext, report: Report, seconds: float) -> None:
             metrics.SECRET_FAILURES.inc()
     else:
         label, level = "bpmn_error", logging.INFO
-    metrics.JOBS.labels(label).inc()
+    _jobs(label).inc()
     if report.call_seconds is not None:
         status = str(report.status) if report.status is not None else getattr(outcome, "code", "") or "error"
-        metrics.CALL_SECONDS.labels(report.model, status).observe(report.call_seconds)
+        _call_seconds(report.model, status).observe(report.call_seconds)
     message = getattr(outcome, "message", "")
     logger.log(
         level,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import codecs
+import functools
 import json
 import os
 import re
@@ -209,9 +210,7 @@ class HttpCore:
     async def _send_once(self, request: HttpRequest, hop: _Hop) -> _Answer:
         proxy = self._proxies.for_url(hop.url.scheme, hop.url.host or "")
         session = self._session(socks=proxy is not None and proxy.is_socks)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
-        )
+        timeout = _client_timeout(request.connect_timeout, request.read_timeout)
         await self._take_slot(request.read_timeout)
         try:
             async with session.request(
@@ -240,6 +239,10 @@ class HttpCore:
             self._slots.release()
 
     async def _take_slot(self, timeout: float) -> None:
+        if not self._slots.locked():
+            # A free slot is taken without waiting: no deadline to arm and cancel for nearly every call.
+            await self._slots.acquire()
+            return
         try:
             async with asyncio.timeout(timeout):
                 await self._slots.acquire()
@@ -346,6 +349,12 @@ def _next_hop(hop: _Hop, status: int, location: str) -> _Hop:
         for name in _CROSS_ORIGIN_DROPPED:
             headers.popall(name, None)  # CIMultiDict: whatever case the caller wrote it in
     return _Hop(url, method, headers, body)
+
+
+@functools.cache
+def _client_timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    """aiohttp's per-socket deadlines; a handful of distinct pairs in a worker's life, each built once."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
 
 def _http_proxy_url(proxy: Proxy | None) -> str | None:
