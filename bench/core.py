@@ -563,11 +563,7 @@ async def _single_process_phase(
         )
     if config.bare:
         subjects.append(BareWorker(name="bare", max_jobs=config.max_jobs))
-    subjects += _camunda(runner, config, config.max_jobs, hf_url, report)
-    for subject in subjects:
-        if not subject.processes:
-            subject.start(runner.address, hf_url)
-    return await _run_group(runner, subjects, scenario)
+    return await _with_camunda(runner, config, subjects, scenario, hf_url, report)
 
 
 async def _llm_phase(
@@ -584,7 +580,19 @@ async def _llm_phase(
     if config.bare:
         # Held for the model's latency: the engine's own share of "added" at this load, in the same run.
         subjects.append(BareWorker(name="bare", max_jobs=scenario.max_jobs, hold_s=scenario.latency))
-    subjects += _camunda(runner, config, scenario.max_jobs, hf_url, report)
+    return await _with_camunda(runner, config, subjects, scenario, hf_url, report)
+
+
+async def _with_camunda(
+    runner: Runner,
+    config: BenchConfig,
+    subjects: list[Subject],
+    scenario: Scenario,
+    hf_url: str,
+    report: dict[str, Any],
+) -> dict[str, Any]:
+    """Adds Camunda's runtime (unless left out), starts every subject not yet running, and measures them."""
+    subjects = subjects + _camunda(runner, config, scenario.max_jobs, hf_url, report)
     for subject in subjects:
         if not subject.processes:
             subject.start(runner.address, hf_url)
