@@ -30,14 +30,21 @@ Renew = Callable[[], Awaitable[None]]
 
 class Lease:
     """One job's lease: `renew` extends it by `seconds` (raising `LeaseLost` when the job is gone; any
-    other error counts as the engine being unreachable for now and is tried again)."""
+    other error counts as the engine being unreachable for now and is tried again).
+
+    A held lease refers to its task and its timer, and they to it; `hold` breaks those references when
+    the work ends, so that a finished job is freed at once by reference counting. Left to Python's
+    cycle collector, a thousand jobs in flight make its collections long enough to delay every job.
+    """
 
     def __init__(self, renew: Renew, seconds: float, granted_at: float) -> None:
         self._renew = renew
         self.seconds = seconds
         self.expires = granted_at + seconds  # time.monotonic() scale
         self.lost = False
+        self._owner: asyncio.Task[Any] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._renewal: asyncio.Task[None] | None = None
 
     @property
     def remaining(self) -> float:
@@ -52,18 +59,8 @@ class Lease:
         """
         owner = asyncio.current_task()
         assert owner is not None, "a lease is held from within a task"
-        loop = asyncio.get_running_loop()
-        renewal: asyncio.Task[None] | None = None
-
-        def renew_soon(delay: float) -> asyncio.TimerHandle:
-            return loop.call_later(max(0.0, delay), start_renewal)
-
-        def start_renewal() -> None:
-            nonlocal renewal
-            renewal = loop.create_task(self._keep(owner, renew_soon))
-
-        timer = renew_soon(self.expires - 2 * self.seconds / 3 - time.monotonic())
-        self._timer = timer
+        self._owner = owner
+        self._renew_in(self.expires - 2 * self.seconds / 3 - time.monotonic())
         try:
             return await work
         except asyncio.CancelledError:
@@ -71,11 +68,19 @@ class Lease:
                 raise LeaseLost() from None
             raise
         finally:
-            self._timer.cancel()
-            if renewal is not None:
-                renewal.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._renewal is not None:
+                self._renewal.cancel()
+            self._owner = self._timer = self._renewal = None
 
-    async def _keep(self, owner: asyncio.Task[Any], renew_soon: Callable[[float], asyncio.TimerHandle]) -> None:
+    def _renew_in(self, delay: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._start_renewal)
+
+    def _start_renewal(self) -> None:
+        self._renewal = asyncio.get_running_loop().create_task(self._keep())
+
+    async def _keep(self) -> None:
         third = self.seconds / 3
         sent = time.monotonic()
         try:
@@ -83,11 +88,12 @@ class Lease:
                 await self._renew()
         except LeaseLost:
             self.lost = True
-            owner.cancel()
+            if self._owner is not None:
+                self._owner.cancel()
             return
         except Exception as exc:  # unreachable for now: try again soon, the lease may still hold
             logger.debug("Lease renewal failed (%s); trying again", type(exc).__name__)
-            self._timer = renew_soon(min(_RETRY_PAUSE_SECONDS, third))
+            self._renew_in(min(_RETRY_PAUSE_SECONDS, third))
         else:
             self.expires = sent + self.seconds
-            self._timer = renew_soon(sent + third - time.monotonic())
+            self._renew_in(sent + third - time.monotonic())

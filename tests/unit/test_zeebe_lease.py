@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -147,3 +148,39 @@ async def test_a_lost_lease_cancels_the_call_and_nothing_is_reported(
     assert not gateway.calls["FailJob"] and not gateway.calls["ThrowError"]
     assert counted("hf_connector_leases_lost", when="call") == lost_before + 1
     assert "Job 12 is no longer this worker's" in caplog.text
+
+
+async def test_a_finished_job_leaves_nothing_for_the_cycle_collector(gateway: GatewayDouble) -> None:
+    """With a thousand jobs in flight, every object left to Python's cycle collector lengthens the
+    collections that stall all of them: a finished job's lease, task and context are freed at once."""
+    handler = SlowHandler()
+    handler.finish.set()
+    gc.collect()
+    gc.disable()
+    try:
+        async with running_worker(gateway, handler):
+            for key in range(21, 26):
+                gateway.offer(key)
+            await gateway.until("CompleteJob", 5)
+            left = await _collected_after_the_jobs_end()
+    finally:
+        gc.enable()
+    assert left == []
+
+
+async def _collected_after_the_jobs_end() -> list[str]:
+    """The worker's and pyzeebe's objects the cycle collector finds, once the jobs' tasks have ended."""
+    async with asyncio.timeout(5):
+        while any(task.get_coro().__qualname__.endswith("execute_one_job") for task in asyncio.all_tasks()):
+            await asyncio.sleep(0.01)
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return [
+            type(thing).__name__
+            for thing in gc.garbage
+            if type(thing).__module__.startswith(("hf_connector", "pyzeebe"))
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
