@@ -52,9 +52,16 @@ class DestinationGuard:
     def check_url(self, url: str) -> None:
         """The name rules for the URL's host; a literal address is checked as an address too, since no
         lookup will see it."""
-        host = (urlsplit(url).hostname or "").lower()
+        host = urlsplit(url).hostname or ""
         if not host:
             raise BlockedDestinationError(f"'{url}' has no host")
+        self.check_host(host)
+
+    def check_host(self, host: str) -> None:
+        """`check_url` for a host already parsed out of its URL (a name, or an address without brackets)."""
+        if not host:
+            raise BlockedDestinationError("the URL has no host")
+        host = host.lower()
         if host not in self._verdicts:
             if len(self._verdicts) >= _REMEMBERED_HOSTS:
                 self._verdicts.clear()

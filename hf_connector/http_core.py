@@ -203,7 +203,7 @@ class HttpCore:
 
     def _check_destination(self, url: URL) -> None:
         try:
-            self.guard.check_url(str(url))
+            self.guard.check_host(url.raw_host or "")
         except BlockedDestinationError as exc:
             raise DestinationNotAllowedError(str(exc)) from None
 

@@ -262,11 +262,13 @@ class JobHandler:
         return self._default_failure(job, headers, failure)
 
     def _success(self, headers: TaskHeaders, result_variable: dict[str, Any]) -> Outcome:
-        response = self.masker.mask_data(result_variable)
+        """The variables to complete with; `_finish` masks them, as it does every outcome."""
         variables: dict[str, Any] = {}
         if headers.result_variable:
-            variables[headers.result_variable] = response
+            variables[headers.result_variable] = result_variable
         if headers.result_expression:
+            # Masked before the expression sees it: a transformed echo (upper, slices) would escape masking.
+            response = self.masker.mask_data(result_variable)
             context = {"response": response, **response}
             try:
                 variables.update(evaluate_result_expression(headers.result_expression, context))
