@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -12,6 +13,11 @@ from devkit.engine.documents import DEFAULT_MAX_BYTES
 from devkit.engine.server import DEFAULT_MAX_IN_FLIGHT, DEFAULT_STREAM_WINDOW, EngineServer
 
 DEFAULT_DATA = Path(".cache/engine")
+# Young collections often and small, the oldest generation almost never: a thousand instances in flight
+# keep about 110,000 objects alive, and a full collection over them stalls every request for about
+# 100 ms (every 20 s at 200 instances per second with Python's defaults), which then shows as time
+# added by whichever worker's job was waiting. What dies young (gRPC's per-call cycles) is collected young.
+_GC_THRESHOLDS = (700, 2, 1000)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +64,9 @@ async def serve(arguments: argparse.Namespace) -> None:
         document_max_bytes=arguments.document_max_bytes,
     )
     await server.start()
+    gc.collect()
+    gc.freeze()  # what start-up built lives as long as the engine
+    gc.set_threshold(*_GC_THRESHOLDS)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
